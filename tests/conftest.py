@@ -1,0 +1,29 @@
+"""Shared fixtures: the real embedded llama.cpp server, started once per test session."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Nothing in the tests may reach the internet: make the HF libraries fail fast instead.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """The embedded SmolLM2-135M server on 127.0.0.1 (one per test session)."""
+    from toolalpaca_utils.llm import embedded_server
+
+    with embedded_server() as srv:
+        yield srv
+
+
+@pytest.fixture
+def chat_client(llm_server, tmp_path):
+    """A client of the shared server with a fresh, per-test call cache."""
+    from toolalpaca_utils.llm import ChatClient
+
+    return ChatClient(llm_server.base_url, llm_server.model, cache_dir=tmp_path / "llm-cache")

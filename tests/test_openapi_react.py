@@ -1,0 +1,130 @@
+"""Specs → tool records, argument checks, and the shared ReAct format (no model needed)."""
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openapi_spec_validator import validate
+
+from toolalpaca_utils.openapi import (
+    SpecError, build_spec, function_schemas, record_from_spec, record_spec, validate_arguments, validate_spec,
+)
+from toolalpaca_utils.react import (
+    build_messages, format_action, format_final, parse_step, step_from_json, step_schema, system_prompt,
+)
+
+FUNCTIONS = [
+    {"name": "searchBooks", "description": "Find books by title words.",
+     "parameters": [{"name": "query", "type": "string", "required": True, "description": "Words of the title"},
+                    {"name": "limit", "type": "integer", "required": False, "description": "Most results"}],
+     "output": {"description": "Matching books", "properties": [{"name": "books", "type": "array", "description": "hits"}]}},
+    {"name": "getBook", "description": "One book by its id.", "method": "get",
+     "parameters": [{"name": "bookId", "type": "string", "required": True, "description": "Book id"},
+                    {"name": "format", "type": "string", "required": False, "description": "Edition",
+                     "enum": ["paper", "ebook"]}],
+     "output": {"description": "The book", "properties": [{"name": "title", "type": "string", "description": "t"}]}},
+    {"name": "addReview", "description": "Post a review.", "method": "post",
+     "parameters": [{"name": "bookId", "type": "string", "required": True, "description": "Book id"},
+                    {"name": "stars", "type": "integer", "required": True, "description": "1 to 5"}],
+     "output": {"description": "Stored review"}},
+]
+
+
+@pytest.fixture
+def record():
+    spec = build_spec("OpenShelf", "A library catalogue.", FUNCTIONS)
+    return record_from_spec(spec, name="OpenShelf", description="A library catalogue.", category="Books")
+
+
+def test_built_spec_is_valid_openapi(record):
+    spec = record_spec(record)
+    validate(spec)
+    assert validate_spec(spec) == []
+    assert record["Function_Projection"] == {
+        "searchBooks": ["/search-books", "GET"], "getBook": ["/get-book", "GET"], "addReview": ["/add-review", "POST"]}
+
+
+def test_derived_documentation(record):
+    assert set(record["Function_Description"]) == {"searchBooks", "getBook", "addReview", "components"}
+    assert "Required. string. Words of the title" in record["Function_Description"]["searchBooks"]
+    assert 'One of: paper, ebook' in record["NLDocumentation"]
+    assert json.loads(record["Documentation"])["info"]["title"] == "OpenShelf"
+
+
+def test_function_schemas_cover_query_and_body(record):
+    schemas = function_schemas(record_spec(record))
+    assert schemas["searchBooks"]["required"] == ["query"]
+    assert schemas["addReview"]["required"] == ["bookId", "stars"]
+    assert validate_arguments(schemas["getBook"], {"bookId": "b1", "format": "ebook"}) == []
+    problems = validate_arguments(schemas["getBook"], {"format": "vinyl", "extra": 1})
+    assert any("bookId" in p for p in problems) and any("vinyl" in p for p in problems)
+    assert validate_arguments(schemas["getBook"], ["not", "a", "dict"])
+
+
+def test_invalid_specs_are_explained():
+    assert validate_spec("nope")
+    assert validate_spec({"openapi": "3.0.3", "info": {"title": "x"}, "paths": {}})  # info.version missing
+    dup = build_spec("Dup", "d", [FUNCTIONS[0], {**FUNCTIONS[0]}])
+    dup["paths"]["/other"] = {"get": {**dup["paths"]["/search-books"]["get"]}}
+    assert any("duplicate operationId" in p or "not unique" in p for p in validate_spec(dup))
+    with pytest.raises(SpecError):
+        record_from_spec({"openapi": "3.0.3"}, name="X", description="d", category="c")
+
+
+def test_react_round_trip(record):
+    text = format_action("look it up", "getBook", {"bookId": "b7"})
+    step = parse_step(text)
+    assert (step.kind, step.action, step.action_input) == ("action", "getBook", {"bookId": "b7"})
+    final = parse_step(format_final("done", "The book is Dune."))
+    assert (final.kind, final.final_answer) == ("final", "The book is Dune.")
+    msgs = build_messages(record, "Find Dune", [(text, "Status Code: 200. Response: {}"), ("Thought: x\nFinal Answer: y", None)])
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant"]
+    assert msgs[3]["content"].startswith("Observation: ")
+    assert "getBook" in system_prompt(record)
+
+
+@pytest.mark.parametrize("text,error", [
+    ("", "no 'Action:'"),
+    ("Thought: hmm\nAction: getBook", "missing 'Action Input:'"),
+    ("Action: getBook\nAction Input: bookId=3", "not a JSON object"),
+    ("Action: getBook\nAction Input: {\"bookId\": ", "not valid JSON"),
+    ("Action: getBook\nAction Input: [1, 2]", "not a JSON object"),
+    ("Final Answer:", "is empty"),
+])
+def test_parse_step_explains_invalid_replies(text, error):
+    step = parse_step(text)
+    assert step.kind == "invalid" and error in step.error
+
+
+def test_parse_step_ignores_hallucinated_observations():
+    step = parse_step('Thought: t\nAction: getBook\nAction Input: {"bookId": "1"}\nObservation: fake\nFinal Answer: x')
+    assert step.kind == "action" and step.final_answer is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=400), st.binary(max_size=50).map(lambda b: b.decode("latin-1")),
+                 st.lists(st.sampled_from(["Thought:", "Action:", "Action Input:", "Final Answer:", "{", "}",
+                                           '"a"', ":", "1", "\n", "getBook", "Observation:", " "]),
+                          max_size=40).map("".join), st.none(), st.integers()))
+def test_parse_step_never_raises(text):
+    step = parse_step(text)
+    assert step.kind in ("action", "final", "invalid")
+    if step.kind == "invalid":
+        assert step.error
+    if step.kind == "action":
+        assert isinstance(step.action_input, dict)
+
+
+def test_step_schema_binds_each_function_to_its_arguments(record):
+    schema = step_schema(record)
+    names = [b["properties"]["action"]["const"] for b in schema["anyOf"] if "action" in b["properties"]]
+    assert names == ["searchBooks", "getBook", "addReview", "getDetails"]
+    ok = {"thought": "t", "action": "getBook", "action_input": {"bookId": "b"}}
+    jsonschema.validate(ok, schema)
+    with pytest.raises(jsonschema.ValidationError):  # the right arguments for the wrong function
+        jsonschema.validate({"thought": "t", "action": "addReview", "action_input": {"bookId": "b"}}, schema)
+    text, parsed = step_from_json(ok)
+    assert parse_step(text).action_input == parsed.action_input == {"bookId": "b"}

@@ -1,0 +1,8 @@
+"""ToolAlpaca and STE as a reproducible notebook book: the package every notebook imports.
+
+Data flows one way, one module per stage, stages exchanging files under ``runs/<profile>/``:
+catalogue → toolset → simulation (corpus) → training → evaluation → diversity, and STE on the
+real tools. Shared pieces: ``llm`` (models, server, client, cache), ``openapi`` (tool records),
+``react`` (prompt and parser), ``agents`` (user/assistant/executor), ``runs`` (manifests).
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,24 @@
+"""The LLM layer: model registry, embedded server, chat client with cache, local HF backend."""
+from .cache import CallCache, cache_key
+from .client import (
+    ChatClient, ChatResult, LLMConnectionError, LLMError, LLMOutputError, LLMRequestError,
+    LLMTimeoutError, parse_json_output, response_format_for,
+)
+from .registry import DEFAULT_MODEL, ModelNotFoundError, ModelSpec, resolve_model
+from .server import ServerInfo, ServerStartError, embedded_server, free_port
+from .session import EMBEDDED, open_chat
+
+__all__ = [
+    "CallCache", "cache_key", "ChatClient", "ChatResult", "LLMConnectionError", "LLMError",
+    "LLMOutputError", "LLMRequestError", "LLMTimeoutError", "parse_json_output",
+    "response_format_for", "DEFAULT_MODEL", "ModelNotFoundError", "ModelSpec", "resolve_model",
+    "ServerInfo", "ServerStartError", "embedded_server", "free_port", "LocalChatModel",
+    "EMBEDDED", "open_chat",
+]
+
+
+def __getattr__(name):  # the HF backend imports torch: load it only when asked for
+    if name == "LocalChatModel":
+        from .hf import LocalChatModel
+        return LocalChatModel
+    raise AttributeError(name)

@@ -1,0 +1,122 @@
+"""The embedded OpenAI-compatible server: llama-cpp-python serving a registry GGUF on loopback.
+
+``with embedded_server() as srv:`` starts ``python -m llama_cpp.server`` on a free 127.0.0.1
+port, waits until ``/v1/models`` answers, yields a :class:`ServerInfo`, and always stops the
+process group — on normal exit, exceptions and Ctrl-C; an ``atexit`` hook catches the rest.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+from .registry import DEFAULT_MODEL, resolve_model
+
+_LIVE: set[subprocess.Popen] = set()
+
+
+class ServerStartError(RuntimeError):
+    """The embedded server exited or did not become ready in time."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    base_url: str      # e.g. http://127.0.0.1:41234/v1
+    model: str         # the alias to pass as ``model`` in requests
+    pid: int
+    log_path: str
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(grace)
+    _LIVE.discard(proc)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for proc in list(_LIVE):
+        _stop(proc, grace=2.0)
+
+
+@contextlib.contextmanager
+def embedded_server(
+    model: str = DEFAULT_MODEL,
+    *,
+    n_ctx: int = 4096,
+    n_threads: int | None = None,
+    port: int | None = None,
+    startup_timeout: float = 120.0,
+    log_dir: str | Path | None = None,
+) -> Iterator[ServerInfo]:
+    """Serve a registry GGUF model on 127.0.0.1 for the duration of the ``with`` block."""
+    spec = resolve_model(model)
+    if spec.kind != "gguf":
+        raise ValueError(f"the embedded server serves GGUF models; {model!r} is an HF model (use the local HF backend)")
+    try:
+        import llama_cpp.server  # noqa: F401  (fail early with the fix, not inside the subprocess)
+    except ImportError as exc:
+        raise ServerStartError("llama-cpp-python[server] is not installed; fix: make setup "
+                               "(or pip install 'llama-cpp-python[server]')") from exc
+    port = port or free_port()
+    n_threads = n_threads or max(1, os.cpu_count() or 1)
+    log_dir = Path(log_dir or tempfile.gettempdir())
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"llama-server-{port}.log"
+    cmd = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", spec.path, "--model_alias", spec.name,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads),
+        "--verbose", "False",
+    ]
+    log = open(log_path, "w")
+    # a new session makes the server its own process group, so stopping it takes any children too
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    _LIVE.add(proc)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_ready(proc, base_url, startup_timeout, log_path)
+        yield ServerInfo(base_url=base_url, model=spec.name, pid=proc.pid, log_path=str(log_path))
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def _wait_ready(proc: subprocess.Popen, base_url: str, timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = Path(log_path).read_text(errors="replace")[-2000:]
+            raise ServerStartError(f"llama.cpp server exited with code {proc.returncode}; log tail:\n{tail}")
+        try:
+            if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise ServerStartError(f"llama.cpp server not ready after {timeout:.0f}s (log: {log_path})")
