@@ -1,0 +1,166 @@
+"""Serve the real tools with uvicorn on a loopback port, in a subprocess that always gets stopped.
+
+``with serve_realtools() as base_url:`` starts ``python -m toolalpaca_utils.realtools`` on a
+free 127.0.0.1 port, waits until ``/health`` answers, yields ``http://127.0.0.1:<port>`` and
+stops the whole process group (server and calculator workers) on exit, on exceptions and on
+Ctrl-C; an ``atexit`` hook and a parent watchdog in the child cover the rest.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+_LIVE: set["RealToolsServer"] = set()
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class RealToolsStartError(RuntimeError):
+    """The real-tools server exited or did not become ready in time."""
+
+
+def check_loopback(host: str) -> str:
+    """``host`` if it is a loopback address (or 'localhost'); ValueError otherwise.
+
+    The tools are for local agents only: binding 0.0.0.0 or a LAN address would expose them.
+    """
+    if host == "localhost":
+        return host
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        pass
+    raise ValueError(f"refusing to serve the real tools on {host!r}: only loopback addresses (127.0.0.1, ::1) are allowed")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class RealToolsServer:
+    """One server process. Prefer :func:`serve_realtools`; use this class to see ``pid``/``log_path``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 30.0) -> None:
+        self.host = check_loopback(host)
+        self.requested_port = port
+        self.port: int | None = None
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen | None = None
+        self.log_path: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("server not started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self) -> str:
+        """Start and wait for readiness; returns the base URL. Retries on a port race once."""
+        attempts = 1 if self.requested_port else 3
+        for attempt in range(attempts):
+            try:
+                return self._start_once(self.requested_port or free_port(self.host))
+            except RealToolsStartError as exc:
+                self.stop()
+                if attempt == attempts - 1 or "address already in use" not in str(exc).lower():
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self, port: int) -> str:
+        self.port = port
+        log = tempfile.NamedTemporaryFile("w+", prefix="realtools-", suffix=".log", delete=False)
+        self.log_path = log.name
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        cmd = [sys.executable, "-m", "toolalpaca_utils.realtools", "--host", self.host, "--port", str(port),
+               "--parent-pid", str(os.getpid())]
+        # Own session = own process group: stopping it also stops the calculator workers, and a
+        # Ctrl-C in the terminal/notebook reaches us (who then stop it), not the server directly.
+        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=env, start_new_session=True)
+        log.close()
+        _LIVE.add(self)
+        deadline = time.monotonic() + self.startup_timeout
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RealToolsStartError(f"real-tools server exited with code {self.process.returncode}:\n{self._log_tail()}")
+                try:
+                    if client.get(self.base_url + "/health").status_code == 200:
+                        return self.base_url
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        raise RealToolsStartError(f"real-tools server not ready after {self.startup_timeout:g} s:\n{self._log_tail()}")
+
+    def _log_tail(self, chars: int = 3000) -> str:
+        try:
+            return Path(self.log_path or "").read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM to the process group, SIGKILL after ``grace`` seconds; idempotent."""
+        proc = self.process
+        if proc is not None:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    pass
+            # Also reap anything left in the group (a worker stuck in a computation).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace)
+        _LIVE.discard(self)
+        if self.log_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.log_path)
+            self.log_path = None
+
+    def __enter__(self) -> "RealToolsServer":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_LIVE):
+        server.stop(grace=2.0)
+
+
+@contextlib.contextmanager
+def serve_realtools(host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 30) -> Iterator[str]:
+    """Serve the real tools on loopback for the duration of the ``with`` block; yields the base URL."""
+    with RealToolsServer(host, port, startup_timeout) as server:
+        yield server.base_url
