@@ -27,3 +27,12 @@ def chat_client(llm_server, tmp_path):
     from toolalpaca_utils.llm import ChatClient
 
     return ChatClient(llm_server.base_url, llm_server.model, cache_dir=tmp_path / "llm-cache")
+
+
+@pytest.fixture(scope="session")
+def realtools_url():
+    """The real tools service on 127.0.0.1 (one per test session)."""
+    from toolalpaca_utils.realtools import serve_realtools
+
+    with serve_realtools(startup_timeout=120) as url:
+        yield url

@@ -25,9 +25,8 @@ INJECTIONS = ["'; DROP TABLE users; --", "../../etc/passwd", "{{7*7}}", "${jndi:
 
 
 @pytest.fixture(scope="module")
-def base_url():
-    with serve_realtools(startup_timeout=90) as url:  # generous: CI boxes with 2 busy cores start slowly
-        yield url
+def base_url(realtools_url):
+    return realtools_url  # one server for the whole test session (conftest.py)
 
 
 @pytest.fixture(scope="module")

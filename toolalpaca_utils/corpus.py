@@ -11,7 +11,7 @@ An *instance* is one simulated (or explored) tool-use conversation::
 
 A corpus directory holds ``tools.json`` (the tool records, ToolAlpaca format), one JSONL per
 split (appended as instances finish, so a run can resume) and, once complete, a HF
-``DatasetDict`` under ``dataset/`` whose nested fields are JSON text.
+``DatasetDict`` under ``dataset/`` whose nested fields (dicts and lists) are JSON text.
 """
 from __future__ import annotations
 
@@ -87,7 +87,9 @@ def to_dataset_dict(corpus_dir: str | Path):
 
 
 def _flatten(row: dict) -> dict:
-    return {k: json.dumps(v, ensure_ascii=False) if k in NESTED_FIELDS else v for k, v in row.items()}
+    # nested values (and anything whose type varies between rows) become JSON text columns
+    return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) or k in NESTED_FIELDS else v
+            for k, v in row.items()}
 
 
 def trajectory_turns(instance: dict) -> list[tuple[str, str | None]]:

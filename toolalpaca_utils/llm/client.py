@@ -283,7 +283,7 @@ def parse_json_output(text: str, schema: dict, completion_tokens: int = 0) -> An
     """Parse schema-constrained output and validate it (grammars do not enforce everything,
     e.g. numeric bounds, and generation can stop at ``max_tokens`` mid-object)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, strict=False)  # grammars may emit raw control characters in strings
     except json.JSONDecodeError as exc:
         raise LLMOutputError(f"output is not valid JSON ({exc.msg} at char {exc.pos})", text, completion_tokens) from None
     try:

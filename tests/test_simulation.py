@@ -1,0 +1,223 @@
+"""Stage 2: the three agents and the simulation loop, against the real embedded model and the
+real tools service; fuzzed model output; SIGKILL and resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from toolalpaca_utils.agents import (
+    Episode, Observation, SimulatedExecutor, dedupe, instruction_problems, missing_values, parse_numbered_list,
+    run_assistant, run_episodes_batched,
+)
+from toolalpaca_utils.corpus import load_split, read_jsonl
+from toolalpaca_utils.llm import ChatResult, LLMOutputError, parse_json_output
+from toolalpaca_utils.openapi import build_spec, function_schemas, record_from_spec, record_spec, validate_arguments
+from toolalpaca_utils.simulation import SimulationConfig, simulate, split_tools
+
+REPO = Path(__file__).resolve().parent.parent
+
+WEATHER_FUNCTIONS = [
+    {"name": "getWeather", "description": "Current weather for a city.",
+     "parameters": [{"name": "city", "type": "string", "required": True, "description": "City name"},
+                    {"name": "units", "type": "string", "required": False, "description": "Unit system",
+                     "enum": ["metric", "imperial"]}],
+     "output": {"description": "The weather now", "properties": [
+         {"name": "temperature", "type": "number", "description": "Degrees"},
+         {"name": "summary", "type": "string", "description": "One line"}]}},
+]
+
+
+def weather_record():
+    spec = build_spec("SkyCast", "Weather reports for cities.", WEATHER_FUNCTIONS)
+    return record_from_spec(spec, name="SkyCast", description="Weather reports for cities.", category="Weather")
+
+
+# ----------------------------------------------------------------------------- pure helpers
+def test_dedupe_and_instruction_filters():
+    kept, removed = dedupe(["What is the weather in Paris?", "what is the weather in paris", "Rain in Oslo tomorrow?"])
+    assert kept == ["What is the weather in Paris?", "Rain in Oslo tomorrow?"] and removed == 1
+    rec = weather_record()
+    assert "names the API or a function" in instruction_problems("Call getWeather for Paris please", rec)
+    assert "contains a placeholder" in instruction_problems("What is the weather in <city> today?", rec)
+    assert instruction_problems("What is the weather like in Paris today?", rec) == []
+    assert missing_values("Weather in Paris, metric please", {"city": "Paris", "units": "metric"}) == []
+    assert missing_values("Weather in Rome", {"city": "Paris"}) == ["city"]
+    assert parse_numbered_list("Sure!\n1. First one.\n2) Second\n- third\nno") == ["First one.", "Second", "third"]
+
+
+def test_tool_level_split_is_seeded_and_disjoint():
+    names = [f"T{i}" for i in range(10)]
+    train, evals = split_tools(names, 3, seed=1)
+    assert len(evals) == 3 and not set(train) & set(evals) and set(train) | set(evals) == set(names)
+    assert split_tools(names, 3, seed=1) == (train, evals)
+    with pytest.raises(ValueError):
+        split_tools(["A", "B"], 2, seed=0)
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="strategy"):
+        SimulationConfig(strategy="guess")
+    with pytest.raises(ValueError, match="mode"):
+        SimulationConfig(mode="fast")
+
+
+# ----------------------------------------------------------------------------- fuzzed model output
+class ScriptedModel:
+    """Stands in for the teacher: replies with the given texts in turn, parsing schema output the
+    way ChatClient does (so broken JSON raises LLMOutputError, as from the real server)."""
+
+    def __init__(self, texts):
+        self.texts = list(texts) or [""]
+        self.n = 0
+
+    def chat(self, messages, *, schema=None, **gen):
+        text = self.texts[self.n % len(self.texts)]
+        self.n += 1
+        result = ChatResult(text=text, completion_tokens=len(text) // 4)
+        if schema is not None:
+            result.parsed = parse_json_output(text, schema)
+        return result
+
+    def chat_batch(self, chats, **gen):
+        return [self.chat(m, **gen) for m in chats]
+
+
+def fake_executor(record, action, args, *, seed=0):
+    return Observation(200 if seed % 2 else 404, "Status Code: 200. Response: {}")
+
+
+GARBAGE = st.one_of(
+    st.text(max_size=300),
+    st.just('{"thought": "t", "action": "getWeather", "action_input": {"city": "Pa'),      # truncated JSON
+    st.just('{"thought": "t", "action": "deleteEverything", "action_input": {}}'),         # wrong function
+    st.just("Thought: x\nAction: launchRocket\nAction Input: {\"a\": 1}"),
+    st.just("Thought: x\nAction: getWeather\nAction Input: {\"city\": 5}"),                # wrong type
+    st.just("Final Answer: " + "word " * 5000),                                            # huge output
+    st.just('{"thought": "t", "final_answer": "It is sunny."}'),
+    st.just("Thought: ok\nAction: getWeather\nAction Input: {\"city\": \"Oslo\"}"),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(GARBAGE, min_size=1, max_size=6), mode=st.sampled_from(["free", "constrained"]),
+       forced=st.booleans())
+def test_fuzzed_model_output_never_crashes_the_loop(texts, mode, forced):
+    record = weather_record()
+    model = ScriptedModel(texts)
+    traj = run_assistant(model, record, "What is the weather in Oslo?", fake_executor, mode=mode, max_steps=4,
+                         forced_first=("getWeather", {"city": "Oslo"}) if forced else None,
+                         answer_after_success=forced)
+    assert traj.stop_reason  # every episode ends with a stated reason
+    assert (traj.final is not None) == (traj.stop_reason == "final answer")
+    schemas = function_schemas(record_spec(record))
+    for step in traj.steps:
+        assert step.observation
+        if step.error is None and step.action in schemas:  # what was executed was schema-valid
+            assert validate_arguments(schemas[step.action], json.loads(step.action_input)) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(texts=st.lists(GARBAGE, min_size=1, max_size=4))
+def test_batched_driver_matches_the_sequential_one(texts):
+    record = weather_record()
+    opts = dict(mode="free", max_steps=3)
+    seq = run_assistant(ScriptedModel(texts), record, "Weather in Oslo?", fake_executor, **opts)
+    batched = run_episodes_batched(ScriptedModel(texts), [Episode(record, "Weather in Oslo?", fake_executor,
+                                                                   user_client=ScriptedModel(texts), **opts)])[0]
+    assert [s.text for s in seq.steps] == [s.text for s in batched.steps]
+    assert seq.stop_reason == batched.stop_reason
+
+
+def test_simulated_executor_turns_garbage_into_a_recorded_failure():
+    obs = SimulatedExecutor(ScriptedModel(["not json at all"]))(weather_record(), "getWeather", {"city": "Oslo"})
+    assert obs.status is None and obs.error.startswith("executor")
+
+
+def test_simulation_records_every_failure_with_a_reason(tmp_path):
+    model = ScriptedModel(["1. What is the weather in Oslo today?\n2. Is it raining in Lima right now?",
+                           "Thought: hmm", "total garbage {"])
+    cfg = SimulationConfig(instructions_per_tool=2, strategy="instruction-first", mode="free", n_eval_tools=0)
+    res = simulate(model, [weather_record()], cfg, out_dir=tmp_path, progress=False)
+    rejects = load_split(tmp_path, "rejects")
+    assert res.counts["rejects"] == 2 and all(r["drop_reason"] for r in rejects)
+
+
+# ----------------------------------------------------------------------------- the real model
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy,mode", [("call-first", "constrained"), ("call-first", "free"),
+                                           ("instruction-first", "constrained"), ("instruction-first", "free")])
+def test_tiny_simulation_with_the_embedded_model(strategy, mode, llm_server, realtools_url, tmp_path):
+    from toolalpaca_utils.llm import ChatClient
+    from toolalpaca_utils.realtools import real_tool_records
+
+    client = ChatClient(llm_server.base_url, llm_server.model, cache_dir=REPO / ".cache" / "test-llm")
+    real = {r["Name"]: r for r in real_tool_records(base_url=realtools_url)}
+    tools = [weather_record(), real["UnitConverter"]]
+    cfg = SimulationConfig(instructions_per_tool=3, strategy=strategy, mode=mode, n_eval_tools=1, seed=3)
+    res = simulate(client, tools, cfg, out_dir=tmp_path, progress=False)
+    kept = load_split(tmp_path, "train") + load_split(tmp_path, "eval")
+    rejects = load_split(tmp_path, "rejects")
+    print(strategy, mode, res.counts, res.drop_reasons)
+    assert len(kept) + len(rejects) == 6
+    assert kept, f"no accepted instance for {strategy}/{mode}: {res.drop_reasons}"
+    assert all(r["drop_reason"] for r in rejects)
+    records = {t["Name"]: t for t in tools}
+    for inst in kept:
+        assert inst["final"] and inst["golden"]
+        schemas = function_schemas(record_spec(records[inst["tool"]]))
+        for step in inst["steps"]:
+            if step["action"] in schemas:
+                assert validate_arguments(schemas[step["action"]], json.loads(step["action_input"])) == []
+    eval_tools = {i["tool"] for i in load_split(tmp_path, "eval")}
+    assert not eval_tools & {i["tool"] for i in load_split(tmp_path, "train")}
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_simulation import weather_record
+    from toolalpaca_utils.llm import ChatClient
+    from toolalpaca_utils.simulation import SimulationConfig, simulate
+    client = ChatClient({url!r}, {model!r}, cache_dir={cache!r})
+    cfg = SimulationConfig(instructions_per_tool=4, strategy="call-first", mode="free", n_eval_tools=0, seed=5)
+    simulate(client, [weather_record()], cfg, out_dir={out!r}, progress=False)
+    print("SERVER_CALLS", client.stats.server_calls)
+""")
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume(llm_server, tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    script = tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT.format(tests=str(REPO / "tests"), url=llm_server.base_url,
+                                           model=llm_server.model, cache=str(cache), out=str(out)))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill as soon as the first instance is on disk
+        if sum(len(read_jsonl(out / f"{s}.jsonl")) for s in ("train", "rejects")) >= 1:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {s: read_jsonl(out / f"{s}.jsonl") for s in ("train", "rejects")}
+    n_before = sum(map(len, before.values()))
+    assert 1 <= n_before < 4
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = {s: read_jsonl(out / f"{s}.jsonl") for s in ("train", "rejects")}
+    ids = [r["id"] for rows in after.values() for r in rows]
+    assert len(ids) == 4 and len(set(ids)) == 4, Counter(ids)
+    for s in before:  # finished instances are untouched, not redone
+        assert after[s][:len(before[s])] == before[s]

@@ -1,0 +1,294 @@
+"""Stage 2: simulate tool-use instances with the user, assistant and executor agents.
+
+For every tool the user agent writes instructions (``instruction-first``: k requests in one
+call; ``call-first``: sample a schema-valid call, then write a request that needs it), the
+assistant agent solves each in ReAct (``free`` text or ``constrained`` JSON steps), and the
+executor answers each call (an LLM simulating the spec, or a real HTTP call for real tools).
+Every instance is appended to ``train/eval/rejects.jsonl`` as soon as it is finished, with the
+reason it was kept or dropped, so a killed run resumes without redoing or duplicating work.
+Evaluation tools (a seeded, tool-level split) never reach the training split.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .agents import (
+    SimulatedExecutor, template_instruction, Trajectory, dedupe, executor_for, instruction_problems, missing_values, run_assistant,
+    sample_call, write_instruction_for_call, write_instructions,
+)
+from .corpus import SPLITS, append_jsonl, load_split, read_jsonl, save_tools, to_dataset_dict
+from .llm import LLMError
+from .react import GET_DETAILS
+
+STRATEGIES = ("instruction-first", "call-first")
+MODES = ("free", "constrained")
+
+
+@dataclass
+class SimulationConfig:
+    instructions_per_tool: int = 4
+    strategy: str = "call-first"
+    mode: str = "constrained"
+    max_steps: int = 3                 # assistant turns per instance (the reference allows ~15)
+    max_kept_steps: int = 5            # longer trajectories are dropped, as in the reference
+    n_eval_tools: int = 2
+    allow_error_steps: bool = False    # keep trajectories that recovered from an invalid call
+    answer_after_success: bool | None = None  # None: True for call-first (one call is the task)
+    template_fallback: bool = True     # call-first: a code-written request when the agent's loses a value
+    dedupe_threshold: float = 0.85
+    step_tokens: int = 120
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.instructions_per_tool < 1 or self.max_steps < 1:
+            raise ValueError("instructions_per_tool and max_steps must be ≥ 1")
+
+
+def split_tools(names: Sequence[str], n_eval: int, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded tool-level split: (training tools, evaluation tools)."""
+    names = sorted(set(names))
+    if n_eval >= len(names) and names:
+        raise ValueError(f"n_eval_tools={n_eval} leaves no training tool out of {len(names)}")
+    rng = random.Random(seed)
+    eval_names = sorted(rng.sample(names, n_eval)) if n_eval > 0 else []
+    return [n for n in names if n not in eval_names], eval_names
+
+
+def judge(traj: Trajectory, cfg: SimulationConfig) -> str | None:
+    """Why a trajectory is dropped, or None when it is kept (the reference's filters, plus ours)."""
+    if traj.stop_reason.startswith("llm error"):
+        return traj.stop_reason
+    if not traj.steps and traj.final is None:
+        return "no steps"
+    if traj.final is None:
+        if all(not s.valid and s.status is None for s in traj.steps):
+            return "unparseable"
+        return "no final answer" if traj.stop_reason == "max steps" else traj.stop_reason
+    if not traj.steps:
+        return "no steps (answered without calling the tool)"
+    if len(traj.steps) > cfg.max_kept_steps:
+        return f"more than {cfg.max_kept_steps} steps"
+    if all(s.action == GET_DETAILS for s in traj.steps):
+        return "only getDetails"
+    if not traj.successful_calls():
+        return "executor errors only"
+    if not cfg.allow_error_steps and any(s.error for s in traj.steps):
+        return "contains an invalid call"
+    return None
+
+
+def golden_from(traj: Trajectory) -> list[dict]:
+    """The golden answer shape of the ToolAlpaca eval files: the successful calls, in order."""
+    return [{"Action": s.action, "Action_Input": s.action_input} for s in traj.successful_calls()]
+
+
+def _tokens(client) -> int:
+    stats = getattr(client, "stats", None)
+    return (stats.completion_tokens + stats.replayed_tokens) if stats else 0
+
+
+def _instance(tool: str, iid: str, instruction: str, cfg: SimulationConfig, traj: Trajectory | None,
+              reason: str | None, split: str, tokens: int, seconds: float, extra: dict | None = None) -> dict:
+    return {
+        "id": iid, "tool": tool, "instruction": instruction, "strategy": cfg.strategy, "mode": cfg.mode,
+        "steps": [s.as_dict() for s in traj.steps] if traj else [],
+        "final": traj.final if traj else None,
+        "kept": reason is None, "drop_reason": reason,
+        "split": split if reason is None else "rejects",
+        "golden": golden_from(traj) if traj else [],
+        "stop_reason": traj.stop_reason if traj else "",
+        "tokens": {"completion": tokens, "assistant_completion": traj.completion_tokens if traj else 0},
+        "seconds": round(seconds, 3),
+        **(extra or {}),
+    }
+
+
+def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, done: set[str],
+                  executor=None) -> Iterator[dict]:
+    """All instances of one tool, kept or dropped; ids in ``done`` are skipped."""
+    tool = record["Name"]
+    executor = executor or executor_for(record, SimulatedExecutor(client))
+    seed = cfg.seed + (sum(map(ord, tool)) % 10_000) * 100
+    k = cfg.instructions_per_tool
+    ids = [f"{tool}:{cfg.strategy}:{cfg.mode}:{j}" for j in range(k)]
+    if all(i in done for i in ids):
+        return
+    if cfg.strategy == "instruction-first":
+        start, t0 = _tokens(client), time.perf_counter()
+        try:
+            texts = write_instructions(client, record, k, seed=seed)
+        except LLMError as exc:
+            for iid in ids:
+                if iid not in done:
+                    yield _instance(tool, iid, "", cfg, None, f"user agent failed: {exc}", split, 0, 0.0)
+            return
+        share = (_tokens(client) - start) // max(1, k)  # instruction tokens, split over the k instances
+        kept, _ = dedupe(texts, cfg.dedupe_threshold)
+        for iid, text in zip(ids, texts):
+            if iid in done:
+                continue
+            problems = instruction_problems(text, record) + ([] if text in kept else ["near-duplicate instruction"])
+            if problems:
+                yield _instance(tool, iid, text, cfg, None, "instruction " + ", ".join(problems), split, share, 0.0)
+                continue
+            kept.remove(text)
+            t1, before = time.perf_counter(), _tokens(client)
+            traj = run_assistant(client, record, text, executor, mode=cfg.mode, max_steps=cfg.max_steps,
+                                 seed=seed + 17, step_tokens=cfg.step_tokens,
+                                 answer_after_success=bool(cfg.answer_after_success))
+            yield _instance(tool, iid, text, cfg, traj, judge(traj, cfg), split,
+                            share + _tokens(client) - before, time.perf_counter() - t1 + (t1 - t0) / k)
+        return
+    rng = random.Random(seed)
+    for j, iid in enumerate(ids):
+        call_rng = random.Random(rng.random())  # one draw per slot: resuming skips slots, not draws
+        if iid in done:
+            continue
+        t1, before = time.perf_counter(), _tokens(client)
+        try:
+            name, args = sample_call(client, record, call_rng, seed=seed + j)
+            text = write_instruction_for_call(client, record, name, args, seed=seed + j)
+        except LLMError as exc:
+            yield _instance(tool, iid, "", cfg, None, f"user agent failed: {exc}", split,
+                            _tokens(client) - before, time.perf_counter() - t1)
+            continue
+        source = "user agent"
+        problems = instruction_problems(text, record)
+        missing = missing_values(text, args)
+        if missing:
+            problems.append("misses the values of " + ", ".join(missing))
+        if problems and cfg.template_fallback:
+            rejected, text, source = text, template_instruction(record, name, args), "template"
+            problems = instruction_problems(text, record)
+        extra = {"sampled_call": [name, args], "instruction_source": source}
+        if source == "template":
+            extra["rejected_instruction"] = rejected
+        if problems:
+            yield _instance(tool, iid, text, cfg, None, "instruction " + ", ".join(problems), split,
+                            _tokens(client) - before, time.perf_counter() - t1, extra)
+            continue
+        traj = run_assistant(client, record, text, executor, mode=cfg.mode, max_steps=cfg.max_steps,
+                             seed=seed + j, forced_first=(name, args), step_tokens=cfg.step_tokens,
+                             answer_after_success=cfg.answer_after_success is not False)
+        yield _instance(tool, iid, text, cfg, traj, judge(traj, cfg), split, _tokens(client) - before,
+                        time.perf_counter() - t1, extra)
+
+
+@dataclass
+class SimulationResult:
+    out_dir: Path
+    counts: dict = field(default_factory=dict)
+    drop_reasons: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    generated_tokens: int = 0
+    train_tools: list = field(default_factory=list)
+    eval_tools: list = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return self.counts.get("train", 0) + self.counts.get("eval", 0)
+
+    def yield_per_1k_tokens(self) -> float:
+        return 1000 * self.accepted / self.generated_tokens if self.generated_tokens else 0.0
+
+    def yield_per_minute(self) -> float:
+        return 60 * self.accepted / self.seconds if self.seconds else 0.0
+
+
+def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir: str | Path,
+             progress: bool = True, executors: dict | None = None) -> SimulationResult:
+    """Run the simulation for ``records`` into ``out_dir`` (resuming what is already there)."""
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not records:
+        raise ValueError("no tools to simulate: the toolset is empty")
+    save_tools(out_dir, list(records))
+    config_path = out_dir / "config.json"
+    if config_path.is_file() and json.loads(config_path.read_text()) != asdict(cfg):
+        raise ValueError(f"{out_dir} holds a run with another configuration; use a new out_dir or delete it")
+    config_path.write_text(json.dumps(asdict(cfg), indent=1))
+    train_names, eval_names = split_tools([r["Name"] for r in records], cfg.n_eval_tools, cfg.seed)
+    done = {row["id"] for split in SPLITS for row in read_jsonl(out_dir / f"{split}.jsonl")}
+    start = time.perf_counter()
+    bar = tqdm(total=len(records) * cfg.instructions_per_tool, disable=not progress, desc="instances")
+    bar.update(len(done))
+    kept = 0
+    for record in records:
+        split = "eval" if record["Name"] in eval_names else "train"
+        executor = (executors or {}).get(record["Name"])
+        for inst in simulate_tool(client, record, cfg, split=split, done=done, executor=executor):
+            append_jsonl(out_dir / f"{inst['split']}.jsonl", [inst])
+            done.add(inst["id"])
+            kept += inst["kept"]
+            bar.update(1)
+            bar.set_postfix(kept=kept, refresh=False)
+    bar.close()
+    to_dataset_dict(out_dir)
+    return summarise(out_dir, seconds=time.perf_counter() - start, train_tools=train_names, eval_tools=eval_names)
+
+
+def summarise(out_dir: str | Path, *, seconds: float | None = None, train_tools=(), eval_tools=()) -> SimulationResult:
+    """Counts, drop reasons and token totals of a corpus directory (all instances, whole run)."""
+    out_dir = Path(out_dir)
+    rows = {s: load_split(out_dir, s) for s in SPLITS}
+    everything = [r for s in SPLITS for r in rows[s]]
+    reasons = Counter(_reason_group(r["drop_reason"]) for r in rows["rejects"])
+    return SimulationResult(
+        out_dir=out_dir,
+        counts={s: len(rows[s]) for s in SPLITS},
+        drop_reasons=dict(reasons.most_common()),
+        seconds=seconds if seconds is not None else sum(r.get("seconds", 0) for r in everything),
+        generated_tokens=sum(r["tokens"]["completion"] for r in everything),
+        train_tools=list(train_tools), eval_tools=list(eval_tools),
+    )
+
+
+def _reason_group(reason: str | None) -> str:
+    """Drop reasons without their instance-specific detail, for counting."""
+    if not reason:
+        return "kept"
+    for prefix in ("llm error", "user agent failed", "instruction misses", "instruction"):
+        if reason.startswith(prefix):
+            return prefix if prefix != "instruction" else reason.split(",")[0]
+    return reason
+
+
+def corpus_frame(out_dir: str | Path):
+    """One row per instance (all splits): tool, split, kept, drop reason, steps, calls, tokens."""
+    import pandas as pd
+
+    rows = []
+    for split in SPLITS:
+        for r in load_split(out_dir, split):
+            rows.append({
+                "id": r["id"], "tool": r["tool"], "split": split, "kept": r["kept"],
+                "drop_reason": _reason_group(r["drop_reason"]), "strategy": r["strategy"], "mode": r["mode"],
+                "n_steps": len(r["steps"]), "n_calls": len(r["golden"]),
+                "functions": sorted({s["action"] for s in r["steps"] if s.get("action")}),
+                "instruction_source": r.get("instruction_source", "user agent"),
+                "tokens": r["tokens"]["completion"], "seconds": r.get("seconds", 0.0),
+            })
+    return pd.DataFrame(rows)
+
+
+def render_trajectory(inst: dict) -> str:
+    """An instance as readable markdown."""
+    lines = [f"**{inst['tool']}** — {inst['instruction']}", ""]
+    for s in inst["steps"]:
+        lines += ["```text", s["text"], f"Observation: {s['observation']}", "```"]
+    if inst.get("final"):
+        lines += ["```text", inst["final"]["text"], "```"]
+    lines.append(f"*{'kept' if inst['kept'] else 'dropped: ' + str(inst['drop_reason'])}*")
+    return "\n".join(lines)
