@@ -84,6 +84,8 @@ def instruction_problems(text: str, record: dict) -> list[str]:
         problems.append("too short")
     if PLACEHOLDER.search(text):
         problems.append("contains a placeholder")
+    if re.search(r"\b(Task|Details|Request|Thought|Action|Observation)\s*:", text):
+        problems.append("copies the prompt's format")
     names = [record["Name"]] + list(record["Function_Projection"])
     if any(n and n.lower() in low for n in names if len(n) > 3):
         problems.append("names the API or a function")
@@ -151,10 +153,8 @@ def write_instruction_for_call(client: ChatModel, record: dict, name: str, args:
     messages = [
         {"role": "system", "content": "You write the message a user sends to an assistant."},
         {"role": "user", "content": (
-            "Turn a task and its details into a natural request. Mention every detail value exactly as given, "
-            "and never name an API or a function.\n\n"
-            "Task: Find flights between two airports.\nDetails: origin = LIS; destination = Berlin; date = 2025-03-14\n"
-            "Request: Can you find me a flight from LIS to Berlin on 2025-03-14?\n\n"
+            "Turn a task and its details into the natural request of a user, in one sentence. Mention every "
+            "detail value exactly as given, and never name an API or a function.\n\n"
             f"Task: {summary}\nDetails: {details}\nRequest:")},
     ]
     text = client.chat(messages, temperature=0.7, seed=seed, max_tokens=60, stop=["\n"]).text
@@ -165,9 +165,9 @@ def template_instruction(record: dict, name: str, args: dict) -> str:
     """A plain request built by code from the call: the call-first fallback when the user
     agent's sentence loses a value (a weak teacher often does). Recorded as such."""
     summary = describe_function(record_spec(record), name).splitlines()[0].strip().rstrip(".")
-    summary = summary[:1].lower() + summary[1:] if summary else name
+    summary = (summary[:1].lower() + summary[1:]) if summary else name
     details = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in args.items())
-    return f"Please {summary}" + (f" for {details}." if details else ".")
+    return f"Can you help me with this: {summary}?" + (f" My details: {details}." if details else "")
 
 
 def missing_values(instruction: str, args: dict) -> list[str]:

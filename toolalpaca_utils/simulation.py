@@ -84,6 +84,9 @@ def judge(traj: Trajectory, cfg: SimulationConfig) -> str | None:
         return "executor errors only"
     if not cfg.allow_error_steps and any(s.error for s in traj.steps):
         return "contains an invalid call"
+    final_text = traj.final["text"].split("Final Answer:", 1)
+    if any(marker in final_text[0] for marker in ("Action:", "Observation:")) or "Observation:" in traj.final["answer"]:
+        return "final answer echoes the ReAct format"
     return None
 
 

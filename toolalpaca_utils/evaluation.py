@@ -1,0 +1,276 @@
+"""Stage 4: evaluation on tools the model never saw, with deterministic metrics and an LLM judge.
+
+A model under test (the local HF student with or without its adapter, or any OpenAI-compatible
+endpoint) runs the same ReAct episode as the simulation, with the same prompt, against
+(a) the unseen simulated tools (their calls answered by the simulated executor), (b) the real
+tools (answered for real over HTTP), or (c) any ToolAlpaca-format eval file. Every metric is
+over *all* instances: an episode that crashed or never answered counts as a failure.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .agents import Episode, SimulatedExecutor, Trajectory, executor_for, run_assistant, run_episodes_batched
+from .corpus import append_jsonl, load_split, load_tools, read_jsonl
+from .llm import LLMError
+from .react import GET_DETAILS
+
+METRICS = ("well_formed", "api_match", "argument_match", "process_correct", "response_given", "overall")
+PLACEHOLDER = re.compile(r"^\$\{.*\}$")
+
+
+@dataclass
+class EvalItem:
+    id: str
+    tool: str
+    instruction: str
+    golden: list[dict]          # [{"Action", "Action_Input" (JSON text)}]
+    source: str                 # "simulated" | "real" | a file name
+
+
+# =========================================================================== eval sets
+def items_from_corpus(corpus_dir: str | Path) -> tuple[list[EvalItem], dict[str, dict]]:
+    """The evaluation split of a simulation corpus (tools unseen in its training split)."""
+    tools = load_tools(corpus_dir)
+    items = [EvalItem(r["id"], r["tool"], r["instruction"], r["golden"], "simulated")
+             for r in load_split(corpus_dir, "eval")]
+    return items, {name: rec for name, rec in tools.items() if any(i.tool == name for i in items)}
+
+
+def items_from_real(base_url: str) -> tuple[list[EvalItem], dict[str, dict]]:
+    """The hand-written real-tool evaluation set, with records pointing at ``base_url``."""
+    from .realtools import load_real_eval, real_tool_records
+
+    records = {r["Name"]: r for r in real_tool_records(base_url=base_url)}
+    items = [EvalItem(x["id"], x["tool"], x["instruction"], x["golden"], "real") for x in load_real_eval()]
+    return items, records
+
+
+def items_from_toolalpaca_file(path: str | Path, *, base_url: str | None = None) -> tuple[list[EvalItem], dict]:
+    """A ToolAlpaca-format eval file: tool records with ``Instructions`` and ``Golden_Answers``."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of tool records")
+    items, records = [], {}
+    for rec in data:
+        missing = [k for k in ("Name", "Documentation", "Instructions", "Golden_Answers") if k not in rec]
+        if missing:
+            raise ValueError(f"{path}: tool {rec.get('Name', '?')!r} lacks {', '.join(missing)}")
+        from .openapi import record_from_spec, record_spec
+
+        full = record_from_spec(record_spec(rec), name=rec["Name"], description=rec.get("Description", ""),
+                                category=rec.get("Category", ""), link=rec.get("Link", ""),
+                                source="import", base_url=base_url)
+        records[rec["Name"]] = full
+        for k, (instr, gold) in enumerate(zip(rec["Instructions"], rec["Golden_Answers"])):
+            items.append(EvalItem(f"{rec['Name']}-{k}", rec["Name"], instr, list(gold), Path(path).name))
+    return items, records
+
+
+# =========================================================================== metrics
+def _norm(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(float(value))
+    text = str(value).strip().lower()
+    try:
+        return repr(float(text))
+    except ValueError:
+        return " ".join(text.split())
+
+
+def _as_dict(text: Any) -> dict | None:
+    if isinstance(text, dict):
+        return text
+    try:
+        value = json.loads(text) if text else {}
+    except (TypeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def arguments_match(golden_input: Any, predicted_input: Any) -> bool:
+    """Every golden value is present in the prediction after normalisation (case, spaces,
+    numbers as floats); ``${…}`` placeholders match any value; extra keys are allowed."""
+    gold, pred = _as_dict(golden_input), _as_dict(predicted_input)
+    if gold is None or pred is None:
+        return False
+    for key, value in gold.items():
+        if isinstance(value, str) and PLACEHOLDER.match(value.strip()):
+            if key not in pred:
+                return False
+            continue
+        if key not in pred or _norm(pred[key]) != _norm(value):
+            return False
+    return True
+
+
+def score(traj: Trajectory | None, golden: list[dict]) -> dict:
+    """Deterministic metrics of one episode (a crashed episode, ``None``, fails everything)."""
+    if traj is None:
+        return {m: False for m in METRICS} | {"failure": "crashed"}
+    attempted = [s for s in traj.steps if s.action not in (None, GET_DETAILS)]
+    calls = [s for s in attempted if s.valid]  # executed: known function, schema-valid arguments
+    # every model turn parsed into an action with a JSON object input, or a final answer
+    well_formed = bool(traj.steps or traj.final) and not traj.stop_reason.startswith("llm error") and \
+        all(s.action is not None for s in traj.steps)
+    # golden steps matched in order: by name (API match) and by name + arguments (process)
+    api_ok = _in_order([g["Action"] for g in golden], [s.action for s in attempted], lambda a, b: a == b)
+    pairs = [(s.action, s.action_input) for s in calls]
+    process = _in_order([(g["Action"], g["Action_Input"]) for g in golden], pairs,
+                        lambda g, p: g[0] == p[0] and arguments_match(g[1], p[1]))
+    args_ok = process or (api_ok and _all_args_somewhere(golden, pairs))
+    response = bool(traj.final and traj.final.get("answer", "").strip())
+    result = {"well_formed": well_formed, "api_match": api_ok, "argument_match": args_ok,
+              "process_correct": process, "response_given": response, "overall": process and response}
+    result["failure"] = failure_type(traj, result)
+    return result
+
+
+def _in_order(golden: Sequence, predicted: Sequence, same) -> bool:
+    it = iter(predicted)
+    return all(any(same(g, p) for p in it) for g in golden)
+
+
+def _all_args_somewhere(golden: list[dict], pairs: list[tuple[str, str]]) -> bool:
+    return all(any(g["Action"] == a and arguments_match(g["Action_Input"], i) for a, i in pairs) for g in golden)
+
+
+def failure_type(traj: Trajectory, metrics: dict) -> str:
+    """One label per instance for the failure breakdown."""
+    if metrics["overall"]:
+        return "ok"
+    if traj.stop_reason.startswith("llm error"):
+        return "model error"
+    if any(s.action is None for s in traj.steps) and not metrics["api_match"]:
+        return "unparseable"
+    if not metrics["api_match"]:
+        executed = [s for s in traj.steps if s.action not in (None, GET_DETAILS)]
+        if executed and all(s.error and (s.error.startswith("http") or s.error.startswith("executor")) for s in executed):
+            return "executor error"
+        return "wrong API"
+    if not metrics["process_correct"]:
+        return "wrong arguments"
+    return "no answer"
+
+
+# =========================================================================== running a model
+@dataclass
+class EvalRun:
+    name: str
+    rows: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        n = len(self.rows)
+        out = {"model": self.name, "n": n}
+        for m in METRICS:
+            out[m] = round(100 * sum(r["metrics"][m] for r in self.rows) / n, 1) if n else 0.0
+        return out
+
+
+def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name: str, teacher=None,
+             mode: str = "free", max_steps: int = 4, out_path: str | Path | None = None,
+             progress: bool = True) -> EvalRun:
+    """Run ``model`` on every item and score it. ``teacher`` (a ChatClient) plays simulated tools
+    and the user; real tools are called over HTTP. Models with ``chat_batch`` are driven in
+    batches; others one episode at a time. Rows already in ``out_path`` are reused (resume)."""
+    done = {r["id"]: r for r in read_jsonl(out_path)} if out_path else {}
+    simulated = SimulatedExecutor(teacher) if teacher is not None else None
+    todo = [it for it in items if it.id not in done]
+    episodes, crashed = [], []
+    for it in todo:
+        rec = records.get(it.tool)
+        try:
+            if rec is None:
+                raise KeyError(f"no tool record for {it.tool!r}")
+            ex = executor_for(rec, simulated)
+            episodes.append((it, Episode(rec, it.instruction, ex, mode=mode, max_steps=max_steps,
+                                         user_client=teacher, seed=0)))
+        except (KeyError, ValueError) as exc:
+            crashed.append((it, str(exc)))
+    if hasattr(model, "chat_batch"):
+        run_episodes_batched(model, [ep for _, ep in episodes], progress=progress)
+    else:
+        from tqdm.auto import tqdm
+
+        for _, ep in tqdm(episodes, disable=not progress, desc=name):
+            while (req := ep.request()) is not None:
+                try:
+                    res = model.chat(req.messages, schema=req.schema, **req.gen)
+                except LLMError as exc:
+                    res = exc
+                ep.feed(res)
+    new_rows = [_row(it, ep.traj, name) for it, ep in episodes]
+    new_rows += [{**_row(it, None, name), "error": why} for it, why in crashed]
+    if out_path:
+        append_jsonl(out_path, new_rows)
+    by_id = {**done, **{r["id"]: r for r in new_rows}}
+    return EvalRun(name, [by_id[it.id] for it in items if it.id in by_id])
+
+
+def _row(item: EvalItem, traj: Trajectory | None, name: str) -> dict:
+    return {
+        "id": item.id, "tool": item.tool, "source": item.source, "model": name, "instruction": item.instruction,
+        "golden": item.golden, "metrics": score(traj, item.golden),
+        "steps": [s.as_dict() for s in traj.steps] if traj else [], "final": traj.final if traj else None,
+        "stop_reason": traj.stop_reason if traj else "crashed",
+    }
+
+
+# =========================================================================== LLM judge
+JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {"process": {"enum": ["Yes", "No", "Uncertain"]},
+                   "response": {"enum": ["Yes", "No", "Uncertain"]}},
+    "required": ["process", "response"],
+}
+
+
+def judge_prompt(row: dict, record: dict) -> list[dict]:
+    """The reference's protocol: documentation, instruction, golden steps, the trajectory;
+    two questions, each Yes / No / Uncertain."""
+    steps = "\n".join(f"{s['text']}\nObservation: {s['observation'][:300]}" for s in row["steps"]) or "(no steps)"
+    final = (row.get("final") or {}).get("answer", "(no final answer)")
+    golden = "\n".join(f"{g['Action']} {g['Action_Input']}" for g in row["golden"])
+    return [
+        {"role": "system", "content": "You grade how an AI assistant used an API. Answer as JSON."},
+        {"role": "user", "content": (
+            f"API documentation:\n{record.get('NLDocumentation', '')[:1500]}\n\nUser request: {row['instruction']}\n\n"
+            f"Reference solution (the calls a correct solution makes):\n{golden}\n\n"
+            f"The assistant's steps:\n{steps}\nFinal answer: {final}\n\n"
+            "process: did the assistant make the calls the request needs, with the right arguments? "
+            "response: does the final answer satisfy the request, faithful to the observations? "
+            "Answer each with Yes, No or Uncertain.")},
+    ]
+
+
+def judge(client, rows: list[dict], records: dict[str, dict], *, seed: int = 0) -> list[dict]:
+    """Judge verdicts per row: {"process", "response", "overall"} (overall = both Yes); a judge
+    failure is recorded as Uncertain with the reason, never dropped."""
+    verdicts = []
+    for row in rows:
+        try:
+            v = client.chat(judge_prompt(row, records[row["tool"]]), schema=JUDGE_SCHEMA, seed=seed,
+                            max_tokens=30).parsed
+            v = {**v, "error": None}
+        except (LLMError, KeyError) as exc:
+            v = {"process": "Uncertain", "response": "Uncertain", "error": str(exc)[:200]}
+        v["overall"] = v["process"] == "Yes" and v["response"] == "Yes"
+        verdicts.append(v)
+    return verdicts
+
+
+def agreement_table(rows: list[dict], verdicts: list[dict]):
+    """Judge overall vs deterministic overall: a 2×2 count table and the agreement rate."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"deterministic": [r["metrics"]["overall"] for r in rows],
+                          "judge": [v["overall"] for v in verdicts]})
+    table = pd.crosstab(frame.deterministic, frame.judge, dropna=False)
+    agreement = float((frame.deterministic == frame.judge).mean()) if len(frame) else 0.0
+    return table, agreement
