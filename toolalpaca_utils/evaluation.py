@@ -274,3 +274,27 @@ def agreement_table(rows: list[dict], verdicts: list[dict]):
     table = pd.crosstab(frame.deterministic, frame.judge, dropna=False)
     agreement = float((frame.deterministic == frame.judge).mean()) if len(frame) else 0.0
     return table, agreement
+
+
+def results_frame(runs: Sequence[tuple[str, EvalRun]]):
+    """One row per (eval set, model, instance): tool, every metric and the failure type."""
+    import pandas as pd
+
+    rows = []
+    for set_name, run in runs:
+        for r in run.rows:
+            rows.append({"set": set_name, "model": r["model"], "tool": r["tool"], "id": r["id"],
+                         **{m: bool(r["metrics"][m]) for m in METRICS}, "failure": r["metrics"]["failure"]})
+    return pd.DataFrame(rows)
+
+
+def render_row(row: dict) -> str:
+    """An evaluated episode as readable markdown."""
+    lines = [f"**{row['model']}** on **{row['tool']}** — {row['instruction']}", "",
+             "golden: " + "; ".join(f"`{g['Action']} {g['Action_Input']}`" for g in row["golden"]), "", "```text"]
+    for s in row["steps"]:
+        lines += [s["text"], f"Observation: {s['observation'][:300]}"]
+    if row.get("final"):
+        lines.append(row["final"]["text"])
+    lines += ["```", f"*{row['metrics']['failure']}* (stop: {row['stop_reason']})"]
+    return "\n".join(lines)
