@@ -1,0 +1,78 @@
+"""Stage 5: tool diversity at a fixed budget — the same number of training instances drawn from
+more or fewer distinct tools, each subset trained identically and evaluated on the same unseen
+tools. The reference states the trend (more tools → better generalisation) without numbers;
+this stage measures it.
+"""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+
+@dataclass
+class Subset:
+    n_tools: int
+    seed: int
+    tools: list[str]
+    instances: list[dict]
+
+
+def diversity_subsets(train_instances: Sequence[dict], n_tools: Sequence[int], *, n_instances: int | None = None,
+                      seed: int = 0, eval_tools: Sequence[str] = ()) -> tuple[list[Subset], int]:
+    """Subsets with equal instance counts and ``k`` distinct tools each (``k`` in ``n_tools``).
+
+    Tools are taken from one seeded permutation, so the tools of a smaller subset are among those
+    of a larger one, and instances are drawn round-robin over the chosen tools (as even as the
+    tools allow). The count is the requested ``n_instances`` capped by what the smallest subset can
+    hold; it is returned. Evaluation tools can never enter a subset.
+    """
+    by_tool: dict[str, list[dict]] = defaultdict(list)
+    for inst in train_instances:
+        if inst["tool"] in set(eval_tools):
+            raise ValueError(f"instance {inst['id']} belongs to evaluation tool {inst['tool']!r}")
+        by_tool[inst["tool"]].append(inst)
+    tools = sorted(by_tool)
+    if not tools:
+        raise ValueError("no training instances to draw subsets from")
+    wanted = sorted(set(int(k) for k in n_tools))
+    if wanted[0] < 1 or wanted[-1] > len(tools):
+        raise ValueError(f"n_tools must lie in 1..{len(tools)} (training tools available), got {wanted}")
+    rng = random.Random(seed)
+    order = tools[:]
+    rng.shuffle(order)
+    capacity = min(sum(len(by_tool[t]) for t in order[:k]) for k in wanted)
+    count = min(n_instances or capacity, capacity)
+    subsets = []
+    for k in wanted:
+        chosen = order[:k]
+        pools = {t: rng.sample(by_tool[t], len(by_tool[t])) for t in chosen}
+        picked: list[dict] = []
+        while len(picked) < count:  # round-robin: one instance per tool per pass
+            for t in chosen:
+                if pools[t] and len(picked) < count:
+                    picked.append(pools[t].pop())
+        subsets.append(Subset(k, seed, chosen, picked))
+    return subsets, count
+
+
+def run_point(subset: Subset, records: dict, eval_sets: dict, *, out_dir: str | Path, teacher, train_config,
+              max_steps_eval: int, batch_size: int = 8) -> list[dict]:
+    """Train one subset's adapter and evaluate it on every set; one summary row per set."""
+    from .evaluation import evaluate
+    from .llm import LocalChatModel
+    from .training import train_lora
+
+    out_dir = Path(out_dir)
+    result = train_lora(records, subset.instances, None, out_dir=out_dir, config=train_config)
+    student = LocalChatModel(train_config.base_model, adapter=result.adapter_dir, max_batch_size=batch_size)
+    rows = []
+    for set_name, (items, set_records) in eval_sets.items():
+        run = evaluate(student, items, set_records, name=f"{subset.n_tools} tools", teacher=teacher,
+                       max_steps=max_steps_eval, out_path=out_dir / f"eval-{set_name}.jsonl", progress=False)
+        rows.append({"set": set_name, "n_tools": subset.n_tools, "seed": subset.seed,
+                     "n_instances": len(subset.instances), "train_steps": result.global_step,
+                     "final_loss": result.final_loss, **run.summary()})
+    return rows
