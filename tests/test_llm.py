@@ -214,3 +214,22 @@ def test_cache_is_safe_for_concurrent_writers(tmp_path):
         t.join()
     assert len(cache) == 20
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_server_dies_with_a_killed_parent(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text("import time\nfrom toolalpaca_utils.llm import embedded_server\n"
+                      "with embedded_server() as srv:\n    print(srv.pid, srv.base_url, flush=True)\n    time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pid, url = parent.stdout.readline().split()
+    parent.send_signal(signal.SIGKILL)  # no finally, no atexit: only the kernel can clean up
+    parent.wait()
+    deadline = time.time() + 20
+    while _pid_alive(int(pid)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _pid_alive(int(pid)) and not _port_open(url)

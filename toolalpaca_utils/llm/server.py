@@ -9,8 +9,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +19,7 @@ from typing import Iterator
 
 import httpx
 
+from ..procs import free_port, spawn_service, stop_group
 from .registry import DEFAULT_MODEL, resolve_model
 
 _LIVE: set[subprocess.Popen] = set()
@@ -38,22 +37,8 @@ class ServerInfo:
     log_path: str
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(grace)
+    stop_group(proc, grace)
     _LIVE.discard(proc)
 
 
@@ -95,8 +80,8 @@ def embedded_server(
         "--verbose", "False",
     ]
     log = open(log_path, "w")
-    # a new session makes the server its own process group, so stopping it takes any children too
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # its own process group (stopping it takes any children too), and it dies with this process
+    proc = spawn_service(cmd, log)
     _LIVE.add(proc)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:

@@ -11,8 +11,6 @@ import atexit
 import contextlib
 import ipaddress
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +19,8 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
+
+from ..procs import free_port, spawn_service, stop_group
 
 _LIVE: set["RealToolsServer"] = set()
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -43,13 +43,6 @@ def check_loopback(host: str) -> str:
     except ValueError:
         pass
     raise ValueError(f"refusing to serve the real tools on {host!r}: only loopback addresses (127.0.0.1, ::1) are allowed")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class RealToolsServer:
@@ -96,8 +89,7 @@ class RealToolsServer:
                "--parent-pid", str(os.getpid())]
         # Own session = own process group: stopping it also stops the calculator workers, and a
         # Ctrl-C in the terminal/notebook reaches us (who then stop it), not the server directly.
-        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=env, start_new_session=True)
+        self.process = spawn_service(cmd, log, env)
         log.close()
         _LIVE.add(self)
         deadline = time.monotonic() + self.startup_timeout
@@ -121,20 +113,8 @@ class RealToolsServer:
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM to the process group, SIGKILL after ``grace`` seconds; idempotent."""
-        proc = self.process
-        if proc is not None:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(grace)
-                except subprocess.TimeoutExpired:
-                    pass
-            # Also reap anything left in the group (a worker stuck in a computation).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(grace)
+        if self.process is not None:
+            stop_group(self.process, grace)
         _LIVE.discard(self)
         if self.log_path:
             with contextlib.suppress(OSError):
