@@ -1,0 +1,257 @@
+"""Stage 3 (training) on a hand-written fixture corpus: the loss mask, truncation, bad input,
+and — with the embedded model — overfitting a fixed batch, adapter save/reload, and resume."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from toolalpaca_utils.corpus import load_split, load_tools, trajectory_turns
+from toolalpaca_utils.runs import MissingStageError
+from toolalpaca_utils.training import (
+    IGNORE_INDEX, DynamicPaddingCollator, EmptyCorpusError, assistant_char_spans, build_example,
+    build_examples, instance_messages, run_training, train_lora,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "corpus_small"
+END = "<|im_end|>"
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_tools(FIXTURE), load_split(FIXTURE, "train"), load_split(FIXTURE, "eval")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The embedded model's tokenizer, read from the GGUF (as the HF backend does)."""
+    from transformers import AutoTokenizer
+
+    from toolalpaca_utils.llm.registry import resolve_model
+
+    spec = resolve_model()
+    return AutoTokenizer.from_pretrained(spec.gguf_dir, gguf_file=spec.gguf_file)
+
+
+def loss_runs(tokenizer, example) -> list[str]:
+    """The decoded text of each maximal run of loss-bearing tokens."""
+    runs, cur = [], []
+    for tok, lab in zip(example["input_ids"], example["labels"]):
+        if lab != IGNORE_INDEX:
+            assert lab == tok, "a label must be the token at its own position"
+            cur.append(tok)
+        elif cur:
+            runs.append(cur)
+            cur = []
+    if cur:
+        runs.append(cur)
+    return [tokenizer.decode(r) for r in runs]
+
+
+# ------------------------------------------------------------------------------ sequence builder
+def test_fixture_corpus_is_well_formed(corpus):
+    records, train, evals = corpus
+    assert set(records) == {"ShelfSearch", "PantryChef"}
+    assert len(train) == 8 and len(evals) == 2
+    assert any(len(i["steps"]) >= 3 for i in train)                       # multi-step
+    assert any(s["action"] == "getDetails" for i in train for s in i["steps"])
+    assert all(i["tool"] in records and i["final"] for i in train + evals)
+
+
+def test_loss_tokens_are_exactly_the_assistant_turns(tokenizer, corpus):
+    """Decode exactly the loss-bearing tokens: they are the assistant turns plus their end-of-turn
+    marker, character for character, and nothing of the prompts or observations."""
+    records, train, evals = corpus
+    for inst in train + evals:
+        ex = build_example(tokenizer, records[inst["tool"]], inst, max_length=4096)
+        expected = [text + END for text, _obs in trajectory_turns(inst)]
+        assert loss_runs(tokenizer, ex) == expected, inst["id"]
+        assert ex["n_truncated"] == 0 and ex["drop_reason"] is None
+        # the whole sequence is the chat the evaluation prompt builder renders
+        rendered = tokenizer.apply_chat_template(instance_messages(records[inst["tool"]], inst), tokenize=False)
+        assert tokenizer.decode(ex["input_ids"]) == rendered
+        n_expected = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in expected)
+        assert ex["n_loss_tokens"] == n_expected
+        for step in inst["steps"]:
+            assert all(step["observation"] not in run for run in loss_runs(tokenizer, ex))
+
+
+def test_spans_survive_a_template_that_injects_a_system_prompt(tokenizer):
+    """SmolLM2's template adds a default system turn when there is none: spans still line up."""
+    messages = [{"role": "user", "content": "Add 2 and 3."},
+                {"role": "assistant", "content": "Thought: use the calculator\nAction: add\nAction Input: {\"a\": 2}"},
+                {"role": "user", "content": "Observation: 5"},
+                {"role": "assistant", "content": "Thought: done\nFinal Answer: 5"}]
+    text, spans = assistant_char_spans(tokenizer, messages)
+    assert "You are a helpful AI assistant named SmolLM" in text          # the injected default
+    assert [text[a:b] for a, b in spans] == [messages[1]["content"] + END, messages[3]["content"] + END]
+
+
+def test_overlong_instance_is_cut_after_a_whole_turn_and_counted(tokenizer, corpus):
+    records, train, _ = corpus
+    inst = next(i for i in train if len(i["steps"]) >= 3)
+    full = build_example(tokenizer, records[inst["tool"]], inst, max_length=4096)
+    turns = [t + END for t, _ in trajectory_turns(inst)]
+    # room for the prompt and the first two turns, but not the third
+    text, spans = assistant_char_spans(tokenizer, instance_messages(records[inst["tool"]], inst))
+    upto_two = len(tokenizer(text[:spans[1][1]], add_special_tokens=False)["input_ids"])
+    max_length = upto_two + 5
+    ex = build_example(tokenizer, records[inst["tool"]], inst, max_length=max_length)
+    assert ex["length"] == upto_two <= max_length
+    assert ex["n_truncated"] == full["length"] - upto_two > 0
+    assert ex["n_turns_kept"] == 2 and ex["n_turns"] == len(turns)
+    assert loss_runs(tokenizer, ex) == turns[:2]                          # labels still aligned
+    assert ex["input_ids"] == full["input_ids"][:upto_two]
+    # the build report counts it
+    examples, report = build_examples(tokenizer, records, [inst], max_length)
+    assert report.n_truncated_examples == 1 and report.n_truncated_tokens == ex["n_truncated"]
+    # a prompt that alone fills max_length leaves nothing to learn: dropped, with the reason
+    short = build_example(tokenizer, records[inst["tool"]], inst, max_length=64)
+    assert short["drop_reason"] and "max_length=64" in short["drop_reason"] and short["input_ids"] == []
+    with pytest.raises(EmptyCorpusError, match="max_length=64"):
+        build_examples(tokenizer, records, [inst], 64)
+
+
+def test_unusable_instances_are_dropped_with_a_reason(tokenizer, corpus):
+    records, train, _ = corpus
+    stranger = {**train[0], "id": "x-1", "tool": "NoSuchTool"}
+    rejected = {**train[1], "id": "x-2", "kept": False, "drop_reason": "too many errors"}
+    empty = {**train[2], "id": "x-3", "steps": [], "final": None}
+    examples, report = build_examples(tokenizer, records, [train[0], stranger, rejected, empty], 4096)
+    assert report.n_examples == 1 and len(examples) == 1
+    reasons = {d["id"]: d["reason"] for d in report.dropped}
+    assert "NoSuchTool" in reasons["x-1"] and "too many errors" in reasons["x-2"]
+    assert "no assistant turns" in reasons["x-3"]
+
+
+def test_collator_pads_dynamically_or_to_a_fixed_length():
+    feats = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    batch = DynamicPaddingCollator(pad_token_id=2)(feats)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 2, 2]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    fixed = DynamicPaddingCollator(pad_token_id=2, pad_to=6)(feats)
+    assert fixed["input_ids"].shape == (2, 6) and fixed["attention_mask"].sum().item() == 4
+    with pytest.raises(ValueError, match="pad_to"):
+        DynamicPaddingCollator(pad_token_id=2, pad_to=2)(feats)
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_empty_corpus_is_a_clear_error(tokenizer, corpus, tmp_path):
+    records, _, _ = corpus
+    with pytest.raises(EmptyCorpusError, match="empty"):
+        build_examples(tokenizer, records, [], 1024)
+    with pytest.raises(EmptyCorpusError, match="empty"):
+        train_lora(records, [], out_dir=tmp_path / "out")               # fails before loading a model
+    empty = tmp_path / "corpus"
+    empty.mkdir()
+    (empty / "tools.json").write_text(json.dumps(list(records.values())))
+    (empty / "train.jsonl").write_text("")
+    with pytest.raises(EmptyCorpusError, match="train.jsonl has no instances"):
+        run_training("tiny", corpus=empty, out=tmp_path / "out")
+
+
+def test_missing_simulation_stage_names_the_notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLALPACA_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(MissingStageError, match=r"stage 'simulation' has no output for profile 'tiny'.*02_simulation"):
+        run_training("tiny")
+
+
+def test_unknown_hyper_parameter_is_rejected(corpus, tmp_path):
+    records, train, _ = corpus
+    with pytest.raises(TypeError, match="lora_rank"):
+        train_lora(records, train, out_dir=tmp_path, lora_rank=4)
+
+
+# ------------------------------------------------------------------------------ with the model
+SMALL = dict(lora_r=8, lora_alpha=16, lora_dropout=0.0, lora_last_layers=4, learning_rate=1e-2,
+             per_device_batch_size=1, grad_accum=1, warmup=0, lr_scheduler="constant", max_length=1024,
+             num_threads=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def base(tokenizer):
+    """The embedded model, loaded once; each training run gets a deep copy."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from toolalpaca_utils.llm.registry import resolve_model
+
+    torch.set_num_threads(2)
+    spec = resolve_model()
+    model = AutoModelForCausalLM.from_pretrained(spec.gguf_dir, gguf_file=spec.gguf_file, dtype=torch.float32)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def overfit(base, corpus, tmp_path_factory):
+    """A few optimisation steps on one fixed instance (the shortest), with a checkpoint at the end."""
+    records, train, _ = corpus
+    shortest = min(train, key=lambda i: len(json.dumps(i)))
+    out = tmp_path_factory.mktemp("overfit")
+    model, tok = base
+    result = train_lora(records, [shortest], [], out_dir=out, model=copy.deepcopy(model), tokenizer=tok,
+                        max_steps=4, save_steps=4, keep_model=True, **SMALL)
+    return result, shortest, out
+
+
+@pytest.mark.slow
+def test_a_few_steps_on_a_fixed_batch_reduce_the_loss(overfit):
+    result, _inst, out = overfit
+    losses = [s["loss"] for s in result.steps]
+    assert result.global_step == 4 and len(losses) == 4
+    assert losses[-1] < 0.6 * losses[0], losses
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["tokens"] == result.tokens > 0 and log["tokens_per_s"] > 0 and log["peak_rss_gb"] > 0
+    assert [s["loss"] for s in log["steps"]] == losses
+
+
+@pytest.mark.slow
+def test_adapter_reloads_to_identical_logits(overfit, base, corpus, monkeypatch):
+    import torch
+    from peft import PeftModel
+
+    from toolalpaca_utils.llm import hf
+
+    result, inst, _out = overfit
+    records, _, _ = corpus
+    model, tok = base
+    adapter = Path(result.adapter_dir)
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    assert (adapter / "tokenizer_config.json").is_file()
+    text = tok.apply_chat_template(instance_messages(records[inst["tool"]], inst)[:2], tokenize=False,
+                                   add_generation_prompt=True)
+    enc = tok(text, return_tensors="pt", add_special_tokens=False)
+    trained = result.model.eval()
+    reloaded = PeftModel.from_pretrained(copy.deepcopy(model), str(adapter)).eval()
+    with torch.no_grad():
+        want = trained(**enc).logits
+        got = reloaded(**enc).logits
+        untouched = model(**enc).logits
+    assert torch.equal(want, got)
+    assert not torch.allclose(want, untouched)                            # the adapter did something
+    # the evaluation backend loads the same adapter (model loading stubbed: it is the same GGUF)
+    monkeypatch.setattr(hf, "load_model_and_tokenizer", lambda *a, **k: (copy.deepcopy(model), tok))
+    chat = hf.LocalChatModel(adapter=str(adapter))
+    with torch.no_grad():
+        assert torch.equal(chat.model(**enc).logits, want)
+
+
+@pytest.mark.slow
+def test_training_resumes_from_its_last_checkpoint(overfit, base, corpus):
+    result, inst, out = overfit
+    records, _, _ = corpus
+    model, tok = base
+    assert (out / "checkpoints" / "checkpoint-4").is_dir()
+    more = train_lora(records, [inst], [], out_dir=out, model=copy.deepcopy(model), tokenizer=tok,
+                      max_steps=5, save_steps=4, **SMALL)
+    assert more.resumed_from and more.resumed_from.endswith("checkpoint-4")
+    assert more.global_step == 5
+    assert more.session_steps == [5]                                       # only the new step ran
+    assert [s["step"] for s in more.steps] == [1, 2, 3, 4, 5]               # the log spans the whole run
+    assert more.steps[-1]["loss"] < result.steps[0]["loss"]               # it went on from there
+    assert (out / "checkpoints" / "checkpoint-5").is_dir()
