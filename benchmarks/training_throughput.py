@@ -1,8 +1,9 @@
 """Training throughput: the reference recipe (every sequence padded to a fixed length, random
-batches, full-vocabulary logits) vs ours (dynamic padding, length-grouped batches, logits only
-where the loss is), same data, model, LoRA and seed, one epoch each, side by side in one process.
+batches, full-vocabulary logits) vs ours (dynamic padding, batches of one tool's conversations of
+similar lengths, the tool documentation computed once per batch, logits only where the loss is),
+same data, model, LoRA and seed, one epoch each, side by side in one process.
 
-    python benchmarks/training_throughput.py [--n 12] [--pad-to 1024] [--batch 4] [--corpus DIR]
+    python benchmarks/training_throughput.py [--n 8] [--pad-to 1024] [--batch 4] [--corpus DIR]
 
 Data: the training split of ``--corpus``, else of ``runs/cpu/simulation`` when that stage has
 run, else a synthetic corpus made from the hand-written test fixture (instances replicated with
@@ -70,11 +71,13 @@ def pick_data(corpus: str | None, n: int, seed: int):
         rng = random.Random(seed)
         chosen = rng.sample(train, min(n, len(train)))
         return load_tools(corpus), chosen, f"simulation corpus {corpus} ({len(chosen)} of {len(train)} train instances)"
-    records = load_tools(FIXTURE)
     source = load_split(FIXTURE, "train") + load_split(FIXTURE, "eval")
-    return records, synthetic_corpus(source, n, seed=seed), (
+    n_tools = max(1, n // 4)
+    records, instances = synthetic_corpus(load_tools(FIXTURE), source, n, n_tools=n_tools, seed=seed)
+    return records, instances, (
         f"synthetic: {n} instances replicated from the {len(source)} hand-written fixture instances "
-        f"(tests/fixtures/corpus_small) with 1-3 of their steps kept (no simulation corpus found)")
+        f"(tests/fixtures/corpus_small) with 1-3 of their steps kept, over {n_tools} renamed tool clones "
+        f"(no simulation corpus found)")
 
 
 def run_recipe(name, records, instances, model, tokenizer, cfg: TrainConfig, **kw) -> dict:
@@ -98,7 +101,7 @@ def run_recipe(name, records, instances, model, tokenizer, cfg: TrainConfig, **k
 def main() -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=None, help="a corpus directory (default: runs/cpu/simulation, else synthetic)")
-    ap.add_argument("--n", type=int, default=12, help="training instances (one epoch over them per recipe)")
+    ap.add_argument("--n", type=int, default=8, help="training instances (one epoch over them per recipe)")
     ap.add_argument("--pad-to", type=int, default=1024, help="the reference recipe's fixed length (the paper: 2048)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
@@ -124,7 +127,8 @@ def main() -> dict:
     ours = run_recipe("ours", records, instances, model, tokenizer, cfg)
     print("ours:", ours, flush=True)
     reference = run_recipe("reference", records, instances, model, tokenizer,
-                           TrainConfig(**{**cfg.to_dict(), "group_by_length": False, "label_positions_only": False}),
+                           TrainConfig(**{**cfg.to_dict(), "group_by_length": False, "label_positions_only": False,
+                                          "share_prefix": False}),
                            pad_to=args.pad_to)
     print("reference:", reference, flush=True)
 
@@ -142,7 +146,9 @@ def main() -> dict:
         "recipes": {
             "reference": {"padding": f"every sequence to {args.pad_to} tokens", "batches": "random",
                           "logits": "every position", **reference},
-            "ours": {"padding": "to the longest in the batch", "batches": "length-grouped",
+            "ours": {"padding": "to the longest in the batch",
+                     "batches": "one tool per batch where possible, similar lengths",
+                     "shared_prefix": "system turn (tool documentation) computed once per batch",
                      "logits": "loss-bearing positions only", **ours},
         },
         "ratio_tokens_per_s": ratio,

@@ -331,13 +331,22 @@ def run_checks(html_dir: Path, executed_dir: Path, shots_dir: Path, log_path: Pa
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--html", type=Path, default=book.HTML_DIR)
-    ap.add_argument("--executed", type=Path, default=book.EXECUTED_DIR)
-    ap.add_argument("--screenshots", type=Path, default=book.BUILD_DIR / "screenshots")
-    ap.add_argument("--log", type=Path, default=book.BUILD_LOG)
+    ap.add_argument("--root", type=Path, default=book.REPO_ROOT,
+                    help="the book's source directory (default: the checkout; use the --source "
+                         "directory of `python -m toolalpaca_utils.book --source DIR`)")
+    ap.add_argument("--html", type=Path, default=None, help="default: ROOT/_build/html")
+    ap.add_argument("--executed", type=Path, default=None, help="default: ROOT/book/executed")
+    ap.add_argument("--screenshots", type=Path, default=None,
+                    help="default: ROOT/_build/screenshots")
+    ap.add_argument("--log", type=Path, default=None, help="default: ROOT/_build/book-build.log")
     ap.add_argument("--page", default=None,
                     help="executed notebook to open (default: the first one with figures)")
     args = ap.parse_args(argv)
+    root = args.root.resolve()
+    args.html = args.html or root / "_build" / "html"
+    args.executed = args.executed or root / "book" / "executed"
+    args.screenshots = args.screenshots or root / "_build" / "screenshots"
+    args.log = args.log or root / "_build" / "book-build.log"
     try:
         problems, shots = run_checks(args.html, args.executed, args.screenshots, args.log,
                                      args.page)

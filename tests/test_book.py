@@ -265,31 +265,46 @@ def test_check_book_expected_headline_uses_role_formatting(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_tiny_book_end_to_end(tmp_path):
-    """Every existing notebook at the tiny profile, the build, and the browser check."""
+    """Every existing notebook at the tiny profile, the build, and the browser check.
+
+    It runs in a copy of the book sources under ``tmp_path`` (``--source``), so a ``make book``
+    running in the same checkout at the same time cannot disturb it, nor it them.
+    """
+    site = tmp_path / "site"
     env = dict(os.environ, TOOLALPACA_RUNS=str(tmp_path / "runs"), PYTHONUNBUFFERED="1")
     before = [p.stem for p in book.discover_notebooks()]
     run = subprocess.run([sys.executable, "-m", "toolalpaca_utils.book", "--profile", "tiny",
-                          "--quiet-cells"], cwd=REPO, env=env, capture_output=True, text=True)
+                          "--quiet-cells", "--source", str(site)],
+                         cwd=REPO, env=env, capture_output=True, text=True)
     assert run.returncode == 0, f"runner failed:\n{run.stderr[-6000:]}"
 
     # notebooks may be added to the checkout while this runs: all that existed at the start
     # must have run, in order, and nothing else than what exists now
     after = [p.stem for p in book.discover_notebooks()]
-    timings = json.loads((book.EXECUTED_DIR / "timings.json").read_text())
-    expected = [t["notebook"] for t in timings]
-    assert expected == sorted(expected)
-    assert set(before) <= set(expected) <= set(after)
+    executed = site / "book" / "executed"
+    timings = json.loads((executed / "timings.json").read_text())
+    ran = [t["notebook"] for t in timings]
+    assert ran == sorted(ran)
+    assert set(before) <= set(ran) <= set(after)
     assert all(t["status"] == "completed" and t["profile"] == "tiny" for t in timings)
-    page = (book.EXECUTED_DIR / "timings.md").read_text()
-    assert all(stem in page for stem in expected)
-    assert (book.HTML_DIR / "book" / "executed" / "timings.html").is_file()
-    for stem in expected:
-        assert (book.HTML_DIR / "book" / "executed" / f"{stem}.html").is_file(), stem
+    page = (executed / "timings.md").read_text()
+    assert all(stem in page for stem in ran)
+    html_dir = site / "_build" / "html"
+    assert (html_dir / "book" / "executed" / "timings.html").is_file()
+    for stem in ran:
+        assert (html_dir / "book" / "executed" / f"{stem}.html").is_file(), stem
 
-    check = subprocess.run([sys.executable, str(REPO / "scripts" / "check_book.py")], cwd=REPO,
-                           capture_output=True, text=True)
+    check = subprocess.run([sys.executable, str(REPO / "scripts" / "check_book.py"),
+                            "--root", str(site)], cwd=REPO, capture_output=True, text=True)
     assert check.returncode == 0, f"browser check failed:\n{check.stderr[-4000:]}"
-    shots = book.BUILD_DIR / "screenshots"
+    shots = site / "_build" / "screenshots"
     assert (shots / "index.png").is_file()
-    if expected:
+    if ran:
         assert len(list(shots.glob("0*.png"))) == 2      # top of the page, first figure
+
+
+def test_copy_book_sources_leaves_out_executed(tmp_path):
+    dest = book.copy_book_sources(tmp_path / "site")
+    assert (dest / "_config.yml").is_file() and (dest / "book" / "_toc.yml").is_file()
+    assert (dest / "book" / "index.md").is_file()
+    assert not (dest / "book" / "executed").exists()

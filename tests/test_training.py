@@ -11,8 +11,9 @@ import pytest
 from toolalpaca_utils.corpus import load_split, load_tools, trajectory_turns
 from toolalpaca_utils.runs import MissingStageError
 from toolalpaca_utils.training import (
-    IGNORE_INDEX, DynamicPaddingCollator, EmptyCorpusError, assistant_char_spans, build_example,
-    build_examples, instance_messages, run_training, train_lora,
+    IGNORE_INDEX, DynamicPaddingCollator, EmptyCorpusError, ToolGroupedSampler, assistant_char_spans,
+    assistant_loss, build_example, build_examples, instance_messages, run_training, synthetic_corpus,
+    train_lora,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "corpus_small"
@@ -138,6 +139,39 @@ def test_collator_pads_dynamically_or_to_a_fixed_length():
         DynamicPaddingCollator(pad_token_id=2, pad_to=2)(feats)
 
 
+def test_system_prefix_is_shared_by_a_tools_conversations(tokenizer, corpus):
+    records, train, _ = corpus
+    examples, _ = build_examples(tokenizer, records, train, 4096)
+    by_tool = {}
+    for ex in examples:
+        assert 0 < ex["prefix_len"] < ex["length"]
+        by_tool.setdefault(ex["group"], set()).add(tuple(ex["input_ids"][:ex["prefix_len"]]))
+        assert all(l == IGNORE_INDEX for l in ex["labels"][:ex["prefix_len"]])
+    assert all(len(prefixes) == 1 for prefixes in by_tool.values())    # one system turn per tool
+
+
+def test_tool_grouped_sampler_batches_one_tool_at_a_time():
+    groups = ["a"] * 5 + ["b"] * 4 + ["c"] * 3
+    lengths = [100 + 7 * i for i in range(len(groups))]
+    sampler = ToolGroupedSampler(groups, lengths, batch_size=2, seed=0)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(groups)))
+    batches = [order[i:i + 2] for i in range(0, len(order), 2)]
+    mixed = [b for b in batches if len({groups[i] for i in b}) > 1]
+    assert len(mixed) <= 1                                                 # only the leftovers mix
+    assert order == list(ToolGroupedSampler(groups, lengths, 2, seed=0))   # seeded
+    sampler.set_epoch(1)
+    assert list(sampler) != order                                          # reshuffled each epoch
+
+
+def test_synthetic_corpus_spreads_copies_over_tool_clones(corpus):
+    records, train, _ = corpus
+    recs, insts = synthetic_corpus(records, train, 24, n_tools=6, seed=0)
+    assert len(insts) == 24 and len(recs) == 6
+    assert all(i["tool"] in recs and recs[i["tool"]]["Name"] == i["tool"] for i in insts)
+    assert {len(i["steps"]) for i in insts} >= {1, 2}                      # varied lengths
+
+
 # ------------------------------------------------------------------------------ bad input
 def test_empty_corpus_is_a_clear_error(tokenizer, corpus, tmp_path):
     records, _, _ = corpus
@@ -185,6 +219,34 @@ def base(tokenizer):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+@pytest.mark.slow
+def test_assistant_loss_equals_the_stock_loss(base, corpus):
+    """Logits only at label positions, and one tool's shared system prefix computed once, give
+    the stock causal-LM loss and the same gradients."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    records, train, _ = corpus
+    model, tok = base
+    shelf = sorted((i for i in train if i["tool"] == "ShelfSearch"), key=lambda i: len(json.dumps(i)))[:2]
+    pantry = min((i for i in train if i["tool"] == "PantryChef"), key=lambda i: len(json.dumps(i)))
+    examples, _ = build_examples(tok, records, [shelf[0], pantry, shelf[1]], 1024)
+    batch = DynamicPaddingCollator(tok.pad_token_id)(examples)
+    peft_model = get_peft_model(copy.deepcopy(model), LoraConfig(
+        r=4, target_modules=["q_proj", "v_proj"], layers_to_transform=[28, 29], init_lora_weights=False))
+    with torch.no_grad():
+        stock = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           labels=batch["labels"]).loss
+    grads = {}
+    for share in (False, True):
+        peft_model.zero_grad()
+        loss = assistant_loss(peft_model, batch, share_prefix=share)
+        loss.backward()
+        assert torch.allclose(loss.detach(), stock, atol=1e-5), (share, loss.item(), stock.item())
+        grads[share] = torch.cat([p.grad.flatten() for p in peft_model.parameters() if p.requires_grad])
+    assert torch.allclose(grads[True], grads[False], atol=1e-5, rtol=1e-4)
 
 
 @pytest.fixture(scope="module")

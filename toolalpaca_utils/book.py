@@ -100,7 +100,11 @@ HEADLINES: dict[str, list[Headline]] = {
     ],
     "06_ste": [
         Headline("ste_trials_per_api", "exploration trials per API"),
-        Headline("ste_n_examples", "distilled examples"),
+        Headline("ste_n_distilled", "distilled examples kept"),
+        Headline("ste_cl_first_batch_no_replay",
+                 "continual learning: first batch after the last round, no replay (correct %)"),
+        Headline("ste_cl_overall_replay",
+                 "continual learning: all batches after the last round, with replay (correct %)"),
         Headline("ste_minutes", "minutes of STE"),
     ],
 }
@@ -618,6 +622,21 @@ class BookBuildError(RuntimeError):
     pass
 
 
+def copy_book_sources(dest: Path | str) -> Path:
+    """Copy the book's sources (``_config.yml`` and ``book/`` without ``executed/``) to ``dest``.
+
+    A book built there is independent of the checkout's ``book/executed`` and ``_build``: tests
+    use it so that a run does not collide with another ``make book`` in the same checkout.
+    """
+    dest = Path(dest)
+    (dest / "book").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO_ROOT / "_config.yml", dest / "_config.yml")
+    shutil.copytree(BOOK_DIR, dest / "book", dirs_exist_ok=True,
+                    ignore=lambda d, names: [n for n in names
+                                             if Path(d) == BOOK_DIR and n == "executed"])
+    return dest
+
+
 def _jupyter_book_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("jupyter-book")
     if exe.is_file():
@@ -681,7 +700,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-build", action="store_true", help="run notebooks; do not build")
     ap.add_argument("--quiet-cells", action="store_true",
                     help="do not echo cell outputs to the terminal (papermill --log-output)")
+    ap.add_argument("--source", type=Path, default=None,
+                    help="build in this directory instead of the checkout: the book sources are "
+                         "copied there, notebooks execute into DIR/book/executed and the HTML "
+                         "goes to DIR/_build/html")
     args = ap.parse_args(argv)
+    root = REPO_ROOT if args.source is None else copy_book_sources(args.source.resolve())
+    executed, log_path = root / "book" / "executed", root / "_build" / "book-build.log"
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.INFO)
@@ -690,16 +715,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_run:
             only = [s for s in args.only.split(",") if s.strip()]
             nbs = select_notebooks(discover_notebooks(), only) if only else None
-            run_notebooks(args.profile, nbs, log_output=not args.quiet_cells)
+            run_notebooks(args.profile, nbs, out_dir=executed, log_output=not args.quiet_cells)
         if not args.no_build:
-            build_book()
+            build_book(root, log_path=log_path)
     except NotebookFailed as exc:
         print(f"\n[book] STOPPED: {exc}", file=sys.stderr)
         return 1
     except (BookBuildError, FileNotFoundError) as exc:
         print(f"\n[book] ERROR: {exc}", file=sys.stderr)
         return 1
-    timings = collect_timings()
+    timings = collect_timings(executed)
     if timings:
         print("\n[book] notebook run times:", file=sys.stderr)
         for t in timings:
@@ -707,7 +732,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{_fmt_duration(t['duration_s'])}", file=sys.stderr)
     elapsed = (datetime.now(timezone.utc) - started).total_seconds()
     print(f"[book] done in {_fmt_duration(elapsed)}"
-          + ("" if args.no_build else f"; open {HTML_DIR / 'index.html'}"), file=sys.stderr)
+          + ("" if args.no_build else f"; open {root / '_build' / 'html' / 'index.html'}"),
+          file=sys.stderr)
     return 0
 
 

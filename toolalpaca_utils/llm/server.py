@@ -68,7 +68,10 @@ def embedded_server(
         raise ServerStartError("llama-cpp-python[server] is not installed; fix: make setup "
                                "(or pip install 'llama-cpp-python[server]')") from exc
     port = port or free_port()
-    n_threads = n_threads or max(1, os.cpu_count() or 1)
+    # ggml's threads busy-wait for each other: with every core in use, one busy core (the notebook,
+    # a tokenizer, a test) stalls them all (measured here: 0.7–3 tok/s with 2 threads on 2 busy
+    # cores vs 15–36 with 1). Leave one core free unless told otherwise.
+    n_threads = n_threads or int(os.environ.get("TOOLALPACA_LLM_THREADS", 0)) or max(1, (os.cpu_count() or 1) - 1)
     log_dir = Path(log_dir or tempfile.gettempdir())
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"llama-server-{port}.log"

@@ -23,12 +23,13 @@ def open_chat(
     timeout: float = 120.0,
     max_concurrency: int = 1,
     n_ctx: int = 4096,
+    n_threads: int | None = None,
 ) -> Iterator[ChatClient]:
     """A :class:`ChatClient` for ``endpoint``: ``"embedded"`` starts (and afterwards stops) the
     llama.cpp server with a registry model; anything else is an OpenAI-compatible base URL
     (vLLM, OpenAI, Ollama) whose key is read from ``$api_key_env``."""
     if endpoint == EMBEDDED:
-        with embedded_server(model, n_ctx=n_ctx) as srv:
+        with embedded_server(model, n_ctx=n_ctx, n_threads=n_threads) as srv:
             yield ChatClient(srv.base_url, srv.model, dialect="llama_cpp", cache_dir=cache_dir,
                              timeout=timeout, max_concurrency=max_concurrency)
     else:
