@@ -482,10 +482,8 @@ class Episode:
         self.done = True
 
 
-def run_assistant(client: ChatModel, record: dict, instruction: str, executor, *,
-                  user_client: ChatModel | None = None, **options) -> Trajectory:
-    """Run one episode, one model call at a time (see :class:`Episode` for the options)."""
-    episode = Episode(record, instruction, executor, user_client=user_client or client, **options)
+def drive(client: ChatModel, episode: Episode) -> Trajectory:
+    """Run an episode to its end, one model call at a time."""
     while (req := episode.request()) is not None:
         try:
             result = client.chat(req.messages, schema=req.schema, **req.gen)
@@ -493,6 +491,12 @@ def run_assistant(client: ChatModel, record: dict, instruction: str, executor, *
             result = exc
         episode.feed(result)
     return episode.traj
+
+
+def run_assistant(client: ChatModel, record: dict, instruction: str, executor, *,
+                  user_client: ChatModel | None = None, **options) -> Trajectory:
+    """Run one episode (see :class:`Episode` for the options) with ``client``."""
+    return drive(client, Episode(record, instruction, executor, user_client=user_client or client, **options))
 
 
 def run_episodes_batched(model, episodes: Sequence[Episode], *, progress: bool = False) -> list[Trajectory]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .agents import Episode, SimulatedExecutor, Trajectory, executor_for, run_assistant, run_episodes_batched
+from .agents import Episode, SimulatedExecutor, Trajectory, drive, executor_for, run_episodes_batched
 from .corpus import append_jsonl, load_split, load_tools, read_jsonl
 from .llm import LLMError
 from .react import GET_DETAILS
@@ -199,12 +199,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
         from tqdm.auto import tqdm
 
         for _, ep in tqdm(episodes, disable=not progress, desc=name):
-            while (req := ep.request()) is not None:
-                try:
-                    res = model.chat(req.messages, schema=req.schema, **req.gen)
-                except LLMError as exc:
-                    res = exc
-                ep.feed(res)
+            drive(model, ep)
     new_rows = [_row(it, ep.traj, name) for it, ep in episodes]
     new_rows += [{**_row(it, None, name), "error": why} for it, why in crashed]
     if out_path:
