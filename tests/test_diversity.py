@@ -43,6 +43,7 @@ def test_evaluation_tools_never_enter_a_subset():
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_two_points_end_to_end(realtools_url, tmp_path):
     from toolalpaca_utils.corpus import load_split, load_tools
     from toolalpaca_utils.diversity import run_point

@@ -128,6 +128,7 @@ def test_real_tool_eval_with_golden_replay_scores_full_marks(realtools_url, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_tiny_end_to_end_with_the_embedded_model(llm_server, realtools_url, tmp_path):
     from toolalpaca_utils.llm import ChatClient, LocalChatModel
 

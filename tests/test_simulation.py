@@ -155,8 +155,12 @@ def test_simulation_records_every_failure_with_a_reason(tmp_path):
 
 # ----------------------------------------------------------------------------- the real model
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy,mode", [("call-first", "constrained"), ("call-first", "free"),
-                                           ("instruction-first", "constrained"), ("instruction-first", "free")])
+@pytest.mark.parametrize("strategy,mode", [
+    ("call-first", "constrained"),
+    pytest.param("call-first", "free", marks=pytest.mark.e2e),
+    pytest.param("instruction-first", "constrained", marks=pytest.mark.e2e),
+    pytest.param("instruction-first", "free", marks=pytest.mark.e2e),
+])
 def test_tiny_simulation_with_the_embedded_model(strategy, mode, llm_server, realtools_url, tmp_path):
     from toolalpaca_utils.llm import ChatClient
     from toolalpaca_utils.realtools import real_tool_records

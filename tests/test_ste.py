@@ -263,6 +263,8 @@ def test_a_tool_name_that_is_an_ordinary_word_may_appear_in_a_request():
     assert ste.request_problems("Call getRandomJoke for a joke", jokes) == [ste.NAMES_API]
     assert ste.request_problems("Ask the unit converter to turn 5 miles into km", units) == [ste.NAMES_API]
     assert ste.request_problems("How many km are 5 miles?", units) == []
+    # a tiny explorer tends to copy the worked example of the imagination prompt, whatever the tool
+    assert ste.request_problems("Find me 3 books by China.", units) == ["copies the worked example"]
 
 
 def test_grounding_needs_a_value_from_the_observation_not_from_the_request():
@@ -366,6 +368,7 @@ def test_diversity_counts_distinct_ngrams():
 
 # ------------------------------------------------------------------------------ end to end (tiny)
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_tiny_exploration_distillation_icl_and_finetune(llm_server, realtools_url, tmp_path, embedder):
     """Jokes and Countries: explored for real, distilled, used as ICL demonstrations and
     fine-tuned on for two steps."""
@@ -395,3 +398,53 @@ def test_tiny_exploration_distillation_icl_and_finetune(llm_server, realtools_ur
     result = ste.finetune(records, res.examples, out_dir=tmp_path / "ft", max_steps=2, lora_last_layers=2,
                           per_device_batch_size=1, grad_accum=1, max_length=1024, num_threads=2, warmup=0)
     assert result.global_step == 2 and (Path(result.adapter_dir) / "adapter_config.json").is_file()
+
+
+def test_continual_learning_rounds_replay_and_the_forgetting_table(monkeypatch, tmp_path):
+    """A stand-in model 'knows' the tools of its last training set (so it forgets what a round
+    does not revisit); the loop, replay, shared first round and the table are real."""
+    from types import SimpleNamespace
+
+    from toolalpaca_utils import evaluation
+    from toolalpaca_utils.evaluation import EvalItem, EvalRun
+    from toolalpaca_utils.llm import hf
+
+    trained = []
+
+    class Known(frozenset):
+        def merge_and_unload(self):
+            return self
+
+    def fake_finetune(records, train, *, out_dir, model, tokenizer, keep_model, **params):
+        trained.append((model, sorted(e["id"] for e in train), params["seed"]))
+        return SimpleNamespace(model=Known(e["tool"] for e in train), global_step=1, final_loss=0.5, train_seconds=1.0)
+
+    def fake_evaluate(chat, items, records, *, name, max_steps, progress):
+        rows = [{"id": it.id, "tool": it.tool, "metrics": {"process_correct": it.tool in chat}} for it in items]
+        return EvalRun(name, rows)
+
+    monkeypatch.setattr(hf, "load_model_and_tokenizer", lambda *a, **k: (Known(), "tok"))
+    monkeypatch.setattr(ste, "finetune", fake_finetune)
+    monkeypatch.setattr(ste, "local_chat_model", lambda model, tok, **k: model)
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    examples = [{"id": f"{t}{i}", "tool": t} for t in "ABCD" for i in range(10)]
+    items = [EvalItem(f"q{t}", t, "?", [], "real") for t in "ABCD"]
+    res = ste.continual_learning({}, examples, items, batches=[["A", "B"], ["C", "D"]], base_model="m",
+                                 out_dir=tmp_path, replay_fraction=0.1, seed=3, learning_rate=0.1)
+    # round 1 once (shared), round 2 once per condition; each continues from its condition's model
+    assert len(trained) == 3 and trained[0][0] == Known() and all(t[2] == 3 for t in trained)
+    assert trained[1][0] == trained[2][0] == Known("AB")
+    assert trained[1][1] == sorted(f"{t}{i}" for t in "CD" for i in range(10))            # no replay
+    replayed = [i for i in trained[2][1] if i[0] in "AB"]
+    assert len(replayed) == 2 and len(trained[2][1]) == 22                                 # 10% of 20
+    table = res.table()
+    assert list(table.columns) == ["batch 1", "batch 2", "seen"]
+    assert table.loc[("no replay", 1), "batch 1"] == table.loc[("replay", 1), "batch 1"] == 100.0
+    assert pd_isnan(table.loc[("no replay", 1), "batch 2"])                                # not seen yet
+    assert table.loc[("no replay", 2), "batch 1"] == 0.0 and table.loc[("no replay", 2), "batch 2"] == 100.0
+    assert table.loc[("replay", 2), "batch 1"] > 0.0 and table.loc[("replay", 2), "seen"] > table.loc[("no replay", 2), "seen"]
+    assert [t["condition"] for t in res.trainings] == ["no replay", "replay", "no replay", "replay"]
+
+
+def pd_isnan(value) -> bool:
+    return value != value
