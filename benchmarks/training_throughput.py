@@ -104,7 +104,9 @@ def main() -> dict:
     ap.add_argument("--n", type=int, default=8, help="training instances (one epoch over them per recipe)")
     ap.add_argument("--pad-to", type=int, default=1024, help="the reference recipe's fixed length (the paper: 2048)")
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on a shared machine, 2 threads stall on each other "
+                         "and the many small ops of our recipe suffer most)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

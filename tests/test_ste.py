@@ -448,3 +448,20 @@ def test_continual_learning_rounds_replay_and_the_forgetting_table(monkeypatch, 
 
 def pd_isnan(value) -> bool:
     return value != value
+
+
+def test_token_cap_bounds_every_request_alike():
+    seen = []
+
+    class Model:
+        name = "m"
+
+        def chat(self, messages, **kw):
+            seen.append(kw["max_tokens"])
+            return ChatResult(text="x")
+
+    capped = ste.TokenCap(Model(), 64)
+    capped.chat([], max_tokens=120)
+    capped.chat([], max_tokens=30)
+    capped.chat_batch([[], []], max_tokens=100)
+    assert seen == [64, 30, 64, 64] and capped.name == "m"

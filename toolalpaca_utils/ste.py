@@ -113,6 +113,12 @@ class ExploreConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def fingerprint(self) -> str:
+        """What a recorded trial depends on (everything but the numbers of episodes and trials):
+        :func:`explore` only resumes from trials with the same fingerprint."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("episodes", "trials")}
+        return f"{zlib.crc32(json.dumps(d, sort_keys=True).encode()):08x}"
+
 
 def _clip(text: str, limit: int) -> str:
     text = " ".join(str(text).split())
@@ -143,11 +149,12 @@ def format_trial_memory(row: dict, *, with_reflection: bool = True, observation_
 def short_term_block(episode_rows: Sequence[dict], cfg: ExploreConfig) -> str:
     """The short-term memory: every earlier trial of the current episode ("" when switched off or
     when the episode has just started)."""
-    if not cfg.short_term_memory or not episode_rows:
+    tried = [r for r in episode_rows if r.get("query")]  # a trial whose imagination failed tried nothing
+    if not cfg.short_term_memory or not tried:
         return ""
     blocks = [f"[{i}]\n" + format_trial_memory(r, with_reflection=cfg.reflection,
                                                  observation_chars=cfg.memory_observation_chars)
-              for i, r in enumerate(episode_rows, 1)]
+              for i, r in enumerate(tried, 1)]
     return STM_HEADER + "\n" + "\n\n".join(blocks)
 
 
@@ -204,6 +211,20 @@ _SHOT_FUNCTIONS = (
      '"limit": "Optional. integer."}', {"query": "Agatha Christie", "limit": 3},
      "Find me 3 books by Agatha Christie."),
 )
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    w = normalise(text).split()
+    return {tuple(w[i:i + 3]) for i in range(len(w) - 2)}
+
+
+_SHOT_TRIGRAMS = set().union(*(_trigrams(shot[-1]) for shot in _SHOT_FUNCTIONS))
+
+
+def copies_worked_example(text: str) -> bool:
+    """Whether a request reuses a word trigram of the worked examples (a tiny model often
+    copies "Find me 3 books by …" whatever the tool)."""
+    return bool(_trigrams(text) & _SHOT_TRIGRAMS)
 
 
 def function_line(record: dict, function: str) -> str:
@@ -353,7 +374,8 @@ def run_trial(client, record: dict, episode: int, trial: int, episode_rows: Sequ
     target = explored_function(record, episode, cfg)
     tokens = {"prompt": 0, "completion": 0}
     row: dict[str, Any] = {
-        "id": f"{record['Name']}-e{episode}-t{trial}", "condition": cfg.condition, "tool": record["Name"],
+        "id": f"{record['Name']}-e{episode}-t{trial}", "condition": cfg.condition, "config": cfg.fingerprint(),
+        "tool": record["Name"],
         "episode": episode, "trial": trial, "target_function": target, "seed": seed,
         "memory": {"short_term_trials": len(episode_rows) if cfg.short_term_memory else 0,
                    "long_term_queries": len(earlier_rows) if cfg.long_term_memory else 0},
@@ -381,8 +403,9 @@ def run_trial(client, record: dict, episode: int, trial: int, episode_rows: Sequ
             row["query"] = clean_query(res.text)
             missing = missing_values(row["query"], args)
             row["query_source"] = "model"
-            if missing or len(row["query"].split()) < 3:
+            if missing or len(row["query"].split()) < 3 or copies_worked_example(row["query"]):
                 row["query_missing_values"] = missing
+                row["query_copied_example"] = copies_worked_example(row["query"])
                 row["query"] = template_instruction(record, fn, args)
                 row["query_source"] = "template"
         else:
@@ -431,12 +454,13 @@ def run_trial(client, record: dict, episode: int, trial: int, episode_rows: Sequ
 def explore(client, records: Sequence[dict], cfg: ExploreConfig | None = None, *, out_path: str | Path | None = None,
             executor=None, progress: bool = True) -> list[dict]:
     """Explore every tool: ``cfg.episodes`` × ``cfg.trials`` trials each, in order. Rows already in
-    ``out_path`` (same condition) are reused — and serve as memory — so a killed run resumes."""
+    ``out_path`` (same configuration) are reused — and serve as memory — so a killed run resumes."""
     from tqdm.auto import tqdm
 
     cfg = cfg or ExploreConfig()
+    fp = cfg.fingerprint()
     done = {(r["tool"], r["episode"], r["trial"]): r for r in read_jsonl(out_path)
-            if r.get("condition") == cfg.condition} if out_path else {}
+            if r.get("config") == fp} if out_path else {}
     rows: list[dict] = []
     bar = tqdm(total=len(records) * cfg.episodes * cfg.trials, disable=not progress, desc=f"explore[{cfg.condition}]")
     for record in records:
@@ -677,6 +701,8 @@ def request_problems(query: str, record: dict) -> list[str]:
     a tool name which is an ordinary word ("Jokes", "Countries") may appear — only a function
     name or a compound tool name ("UnitConverter", "unit converter") counts as naming the API."""
     problems = [p for p in instruction_problems(query, record) if p != NAMES_API]
+    if copies_worked_example(query):
+        problems.append("copies the worked example")
     low = query.lower()
     squashed = re.sub(r"[\s_-]+", "", low)
     compound = len(re.findall(r"[A-Z]", record["Name"])) >= 2
@@ -1032,6 +1058,33 @@ class ICLModel:
         return out
 
 
+class TokenCap:
+    """A chat model whose replies are cut at ``max_tokens``. STE scores the first predicted call,
+    which fits in a few dozen tokens; capping every evaluated model alike keeps a 135M model on
+    two cores from spending most of the evaluation on prose after (or instead of) the call."""
+
+    def __init__(self, model, max_tokens: int):
+        self.model, self.max_tokens = model, int(max_tokens)
+        self.name = getattr(model, "name", "model")
+
+    def _gen(self, kw: dict) -> dict:
+        return {**kw, "max_tokens": min(int(kw.get("max_tokens") or self.max_tokens), self.max_tokens)}
+
+    def chat(self, messages, **kw):
+        return self.model.chat(messages, **self._gen(kw))
+
+    def chat_batch(self, chats, **kw):
+        if hasattr(self.model, "chat_batch"):
+            return self.model.chat_batch(chats, **self._gen(kw))
+        out = []
+        for m in chats:
+            try:
+                out.append(self.model.chat(m, **self._gen(kw)))
+            except LLMError as exc:
+                out.append(exc)
+        return out
+
+
 # =============================================================================================
 # fine-tuning and continual learning
 # =============================================================================================
@@ -1136,8 +1189,8 @@ class ContinualResult:
     trainings: list[dict] = field(default_factory=list)
 
     def table(self):
-        """The forgetting table: correct % per (condition, round) × batch, over the batches seen so
-        far ("seen") and over all batches ("all")."""
+        """The forgetting table: correct % per (condition, round) × batch, and over the batches seen
+        so far ("seen"; after the last round: all batches)."""
         import pandas as pd
 
         if not self.rows:
@@ -1150,20 +1203,23 @@ class ContinualResult:
             return round(100 * sub.n_correct.sum() / sub.n.sum(), 1) if sub.n.sum() else None
 
         t["seen"] = [pct(frame[(frame.condition == c) & (frame["round"] == r) & (frame.batch <= r)]) for c, r in t.index]
-        t["all"] = [pct(frame[(frame.condition == c) & (frame["round"] == r)]) for c, r in t.index]
         return t
 
 
 def continual_learning(records: dict[str, dict], examples: Sequence[dict], items, *, batches: Sequence[Sequence[str]],
                        base_model: str, out_dir: str | Path, replay_fraction: float = 0.1,
                        conditions: Sequence[str] = ("no replay", "replay"), max_steps_eval: int = 1,
-                       max_batch_size: int = 8, seed: int = 0, progress: bool = False,
-                       **train_params) -> ContinualResult:
+                       max_batch_size: int = 8, seed: int = 0, progress: bool = False, eval_scope: str = "seen",
+                       eval_max_tokens: int | None = None, **train_params) -> ContinualResult:
     """Train round by round (round r = batch r of the tools, numbered from 1) and evaluate after
-    every round on the eval items of every batch. Each round continues from the previous
-    round's model of its condition (the previous LoRA merged into the weights, a fresh LoRA on
-    top); ``replay`` adds a ``replay_fraction`` sample of the earlier batches' examples. Round 1
-    is the same for every condition (nothing to replay yet), so it is trained once."""
+    every round on the eval items of the batches seen so far (``eval_scope="all"``: of every
+    batch). Each round continues from the previous round's model of its condition (the previous
+    LoRA merged into the weights, a fresh LoRA on top); ``replay`` adds a ``replay_fraction``
+    sample of the earlier batches' examples. Round 1 is the same for every condition (nothing to
+    replay yet), so it is trained and evaluated once."""
+    if eval_scope not in ("seen", "all"):
+        raise ValueError(f"eval_scope must be 'seen' or 'all', got {eval_scope!r}")
+    train_params = {**train_params, "seed": train_params.get("seed", seed)}
     from .evaluation import evaluate
     from .llm.hf import load_model_and_tokenizer
 
@@ -1190,7 +1246,7 @@ def continual_learning(records: dict[str, dict], examples: Sequence[dict], items
                 model = state[cond]
                 if train:
                     res = finetune(records, train, out_dir=out_dir / cond.replace(" ", "_") / f"round{r}",
-                                   model=copy.deepcopy(model), tokenizer=tok, keep_model=True, seed=seed, **train_params)
+                                   model=copy.deepcopy(model), tokenizer=tok, keep_model=True, **train_params)
                     model = res.model.merge_and_unload()
                     train_info.update(steps=res.global_step, final_loss=res.final_loss,
                                       train_seconds=round(res.train_seconds, 1))
@@ -1198,7 +1254,11 @@ def continual_learning(records: dict[str, dict], examples: Sequence[dict], items
                     train_info["skipped"] = "no examples for this batch"
                 state[cond] = model
                 chat = local_chat_model(model, tok, name=f"{cond} r{r}", max_batch_size=max_batch_size)
-                run = evaluate(chat, items, records, name=f"{cond} r{r}", max_steps=max_steps_eval, progress=progress)
+                if eval_max_tokens:
+                    chat = TokenCap(chat, eval_max_tokens)
+                seen = {t for ts in batches[:r] for t in ts}
+                todo = [it for it in items if eval_scope == "all" or it.tool in seen]
+                run = evaluate(chat, todo, records, name=f"{cond} r{r}", max_steps=max_steps_eval, progress=progress)
                 if r == 1:
                     shared_round = {"model": model, "run": run, "train": train_info}
             result.trainings.append(train_info)
@@ -1207,8 +1267,9 @@ def continual_learning(records: dict[str, dict], examples: Sequence[dict], items
             for b in range(1, len(batches) + 1):
                 c = sum(per_tool.get(t, (0, 0))[0] for t in batches[b - 1])
                 n = sum(per_tool.get(t, (0, 0))[1] for t in batches[b - 1])
-                result.rows.append({"condition": cond, "round": r, "batch": b, "n_correct": c, "n": n,
-                                    "correct": round(100 * c / n, 1) if n else None})
+                if n:
+                    result.rows.append({"condition": cond, "round": r, "batch": b, "n_correct": c, "n": n,
+                                        "correct": round(100 * c / n, 1)})
     return result
 
 

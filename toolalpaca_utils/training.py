@@ -17,9 +17,15 @@ Three pieces, each usable on its own:
   for the throughput benchmark.
 * **Trainer** — :func:`train_lora` wraps ``peft`` LoRA around the HF ``Trainer``: length-grouped
   batches, gradient accumulation, seeded, held-out loss each epoch, checkpoints that resume, CPU
-  by default and bf16 when CUDA is there. The adapter is saved in the standard peft format
-  (``PeftModel.from_pretrained`` loads it) next to the tokenizer, a training log and, for a
-  profile run (:func:`run_training`), the stage manifest.
+  by default, bf16 autocast on a GPU (or a CPU with bf16 units). The adapter is saved in the
+  standard peft format (``PeftModel.from_pretrained`` loads it) next to the tokenizer, a training
+  log and, for a profile run (:func:`run_training`), the stage manifest.
+* **Cheaper steps, same loss** — :func:`assistant_loss` (single-process runs) applies the LM head
+  only at loss-bearing positions, and :class:`ToolGroupedSampler` batches one tool's
+  conversations so that their common system turn (the tool documentation, most of each
+  sequence) runs once per batch with its keys/values shared by every row. Both are exact: a
+  test checks the loss and gradients against the stock computation. Distributed runs use the
+  stock loss and the stock length-grouped sampler.
 
 Command line (the same code under ``accelerate launch`` on a GPU box)::
 
@@ -346,7 +352,7 @@ class TrainConfig:
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] | list[str] = DEFAULT_TARGET_MODULES
     layers_to_transform: list[int] | None = None   # explicit layer indices, or
-    lora_last_layers: int | None = None            # only the last N layers (backward stops there)
+    lora_last_layers: int | None = None            # only the last N layers (backward stops there); 0/None: all
     learning_rate: float = 2e-4
     epochs: float = 1.0
     max_steps: int = -1                           # > 0 overrides epochs
@@ -355,7 +361,8 @@ class TrainConfig:
     max_length: int = 1024
     seed: int = 0
     eval_fraction: float = 0.1                    # held-out share of the training instances
-    warmup: float = 0.05                          # ratio of steps (< 1) or a number of steps
+    warmup: float = 0.0                           # ratio of steps (< 1) or a number of steps; HF's
+                                                  # warmup runs step 1 at lr 0: a waste in a short run
     lr_scheduler: str = "cosine"
     weight_decay: float = 0.0
     group_by_length: bool = True
@@ -387,7 +394,7 @@ class TrainResult:
     global_step: int
     epochs_done: float
     train_loss: float | None      # mean training loss over the run (Trainer's figure)
-    final_loss: float | None      # last logged training loss
+    final_loss: float | None      # mean of the last three logged training losses (one step is noisy)
     eval_loss: float | None       # last held-out loss
     steps: list[dict]             # {"step", "epoch", "loss", "learning_rate", "seconds"}, whole run
     session_steps: list[int]      # optimizer steps run by this call (fewer after a resume)
@@ -882,7 +889,7 @@ def train_lora(
         global_step=int(trainer.state.global_step),
         epochs_done=float(trainer.state.epoch or 0.0),
         train_loss=output.training_loss if tokens else None,
-        final_loss=steps[-1]["loss"] if steps else None,
+        final_loss=(sum(x["loss"] for x in steps[-3:]) / len(steps[-3:])) if steps else None,
         eval_loss=eval_loss,
         steps=steps,
         session_steps=[c["step"] for c in clock],
@@ -959,6 +966,9 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
         eval_sets = {"heldout": held, "unseen": load_split(corpus_dir, "eval")}
     default_out = stage_dir(profile, STAGE)
     out_dir = Path(out) if out is not None else default_out
+    finished = _finished_run(out_dir, cfg) if resume else None
+    if finished is not None:  # e.g. trained on several GPUs with `accelerate launch`, now read by the notebook
+        return finished
     result = train_lora(records, train, eval_sets, out_dir=out_dir, config=cfg, resume=resume, progress=progress)
     timings["train_seconds"] = result.train_seconds
     timings["wall_seconds"] = result.wall_seconds
@@ -981,6 +991,24 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
                    "data": result.data, "log": LOG_FILENAME, "adapter": ADAPTER_DIRNAME},
         )
     return result
+
+
+def _finished_run(out_dir: Path, cfg: TrainConfig) -> TrainResult | None:
+    """The result of a finished run in ``out_dir`` with the same hyper-parameters (thread count
+    aside), or None. A finished run is reused rather than resumed: resuming one that ran on a
+    different number of GPUs would count epochs differently and train again."""
+    log_path = out_dir / LOG_FILENAME
+    if not (log_path.is_file() and (out_dir / ADAPTER_DIRNAME / "adapter_config.json").is_file()):
+        return None
+    try:
+        log = json.loads(log_path.read_text())
+    except json.JSONDecodeError:
+        return None
+    same = lambda c: {k: v for k, v in c.items() if k != "num_threads"}  # noqa: E731
+    if same(log.get("config") or {}) != same(cfg.to_dict()):
+        return None
+    known = {f.name for f in fields(TrainResult)} - {"model"}
+    return TrainResult(**{**{k: v for k, v in log.items() if k in known}, "stats_from_previous_run": True})
 
 
 def _is_main_process() -> bool:
@@ -1057,8 +1085,9 @@ def plot_loss_curves(log: dict | TrainResult, ax=None):
     sets = sorted({e["set"] for e in log.get("evals") or []})
     for name in sets:
         pts = [e for e in log["evals"] if e["set"] == name]
+        label = {"heldout": "held-out", "unseen": "unseen tools"}.get(name, name)
         ax.plot([e["step"] for e in pts], [e["eval_loss"] for e in pts], marker="o", linestyle="--",
-                label=f"{name} loss")
+                label=f"{label} loss")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy (assistant tokens)")
     ax.set_title("LoRA fine-tuning")
@@ -1079,8 +1108,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--unseen-eval", action="store_true", default=None,
                    help="also report the loss on the corpus eval split (unseen tools)")
     p.add_argument("--base-model", dest="base_model", default=None)
-    for name in ("lora_r", "lora_alpha", "max_steps", "per_device_batch_size", "grad_accum", "max_length",
-                 "seed", "logging_steps", "save_steps", "eval_steps", "num_threads"):
+    for name in ("lora_r", "lora_alpha", "lora_last_layers", "max_steps", "per_device_batch_size", "grad_accum",
+                 "max_length", "seed", "logging_steps", "save_steps", "eval_steps", "num_threads"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=None)
     for name in ("lora_dropout", "learning_rate", "epochs", "eval_fraction", "warmup", "weight_decay"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=None)
