@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from toolalpaca_utils.llm import LocalChatModel
+from toolalpaca_utils.performance import benchmark_summary
 from toolalpaca_utils.react import build_messages
 from toolalpaca_utils.realtools import load_real_eval, real_tool_records
 
@@ -46,6 +47,12 @@ def main() -> dict:
            "sequential": seq_stats, "batched": bat_stats,
            "ratio_batched_vs_sequential": round(bat_stats["tokens_per_s"] / seq_stats["tokens_per_s"], 2),
            "identical_outputs": f"{sum(same)}/{len(same)}", "target": ">= 3x"}
+    out["summary"] = benchmark_summary(
+        title="evaluation throughput", measure="generated tokens/s",
+        baseline="sequential", baseline_value=seq_stats["tokens_per_s"],
+        ours=f"batched (bs={args.batch})", ours_value=bat_stats["tokens_per_s"], target_ratio=3.0,
+        note=f"{args.n} real-tool prompts, greedy, {args.max_tokens} new tokens; identical outputs "
+             f"{out['identical_outputs']}")
     print(f"sequential: {seq_stats}\nbatched (bs={args.batch}): {bat_stats}")
     print(f"ratio batched/sequential tokens/s: {out['ratio_batched_vs_sequential']}  (target >= 3); "
           f"identical greedy outputs: {out['identical_outputs']}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from toolalpaca_utils.agents import HttpExecutor, run_assistant
 from toolalpaca_utils.llm import open_chat
+from toolalpaca_utils.performance import benchmark_summary
 from toolalpaca_utils.realtools import load_real_eval, real_tool_records, serve_realtools
 from toolalpaca_utils.simulation import SimulationConfig, judge
 
@@ -56,6 +57,12 @@ def main() -> dict:
     ratio = constrained["accepted_per_1k_tokens"] / free["accepted_per_1k_tokens"] if free["accepted_per_1k_tokens"] else float("inf")
     out = {"benchmark": "simulation_yield", "results": results, "ratio_constrained_vs_free_per_token": round(ratio, 2),
            "target": ">= 2x"}
+    out["summary"] = benchmark_summary(
+        title="simulation yield", measure="accepted instances per 1k generated tokens",
+        baseline="free-text ReAct", baseline_value=free["accepted_per_1k_tokens"],
+        ours="constrained steps", ours_value=constrained["accepted_per_1k_tokens"], target_ratio=2.0,
+        note=f"{len(picked)} real-tool requests, max {args.max_steps} steps, same model and seed; accepted "
+             f"{free['accepted']} vs {constrained['accepted']}")
     print(f"{'mode':12s} {'accepted':>9s} {'tokens':>8s} {'acc/1k tok':>11s} {'acc/min':>8s} {'seconds':>8s}")
     for r in results:
         print(f"{r['mode']:12s} {r['accepted']:>5d}/{r['instances']:<3d} {r['generated_tokens']:>8d} "

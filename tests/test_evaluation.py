@@ -142,3 +142,14 @@ def test_tiny_end_to_end_with_the_embedded_model(llm_server, realtools_url, tmp_
     assert len(verdicts) == 4 and all(v["process"] in ("Yes", "No", "Uncertain") for v in verdicts)
     table, agreement = agreement_table(run.rows, verdicts)
     assert 0.0 <= agreement <= 1.0 and table.values.sum() == 4
+
+
+def test_spread_over_tools_keeps_every_tool():
+    from toolalpaca_utils.evaluation import EvalItem, spread_over_tools
+
+    items = [EvalItem(f"a{i}", "A", "q", [], "real") for i in range(6)] + \
+            [EvalItem(f"b{i}", "B", "q", [], "real") for i in range(2)] + [EvalItem("c0", "C", "q", [], "real")]
+    picked = spread_over_tools(items, 5)
+    assert {it.tool for it in picked} == {"A", "B", "C"}
+    assert [it.id for it in picked] == ["a0", "a1", "b0", "b1", "c0"]   # file order, round-robin choice
+    assert spread_over_tools(items, 0) == items and spread_over_tools(items, 50) == items

@@ -29,6 +29,32 @@ def test_batched_generation(base):
     assert alone.text == results[1].text
 
 
+DOCS = ("You are a helpful assistant for the SkyCast weather service. It reports the current weather, a "
+        "three-day forecast and sunrise times for any city, in metric or imperial units. Functions: getWeather "
+        "(city, units), getForecast (city, days), getSunrise (city, date). Answer briefly and politely.")
+SAME_TOOL = [[{"role": "system", "content": DOCS}, {"role": "user", "content": q}]
+             for q in ("Weather in Paris?", "Will it rain in Oslo tomorrow, and how cold will it be at night?",
+                       "Sunrise in Rome?")]
+
+
+def test_shared_prefix_batch_matches_each_chat_alone(base):
+    """Prompts of one tool share their system turn: it is encoded once for the batch, and every row
+    still gets exactly its own greedy answer (and the left-padded batch agrees too)."""
+    rows = [base.tokenizer(base.render(c), add_special_tokens=False)["input_ids"] for c in SAME_TOOL]
+    from toolalpaca_utils.llm.hf import _common_prefix_length
+
+    assert _common_prefix_length(rows) >= base.min_shared_prefix  # the shared path is the one taken
+    alone = [base.chat(c, max_tokens=16).text for c in SAME_TOOL]
+    shared = [r.text for r in base.chat_batch(SAME_TOOL, max_tokens=16)]
+    base.min_shared_prefix = 0
+    try:
+        padded = [r.text for r in base.chat_batch(SAME_TOOL, max_tokens=16)]
+    finally:
+        base.min_shared_prefix = 64
+    assert shared == alone == padded
+    assert all(t.strip() for t in shared)
+
+
 def test_stop_strings_cut_the_output(base):
     r = base.chat([{"role": "user", "content": "Count from 1 to 10 separated by commas."}], max_tokens=40, stop=["5"])
     assert "5" not in r.text and "6" not in r.text

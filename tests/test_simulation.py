@@ -225,3 +225,22 @@ def test_sigkill_and_resume(llm_server, tmp_path):
     assert len(ids) == 4 and len(set(ids)) == 4, Counter(ids)
     for s in before:  # finished instances are untouched, not redone
         assert after[s][:len(before[s])] == before[s]
+
+
+def test_template_instruction_never_names_the_api():
+    """The call-first fallback removes the API's name from the function summary, words out the
+    parameter names, and a value that contains the name is the user's detail, not a violation."""
+    from toolalpaca_utils.agents import instruction_problems, template_instruction
+
+    fn = {"name": "getSystemAuth", "description": "Returns pages from the Chronicling America archive.",
+          "parameters": [{"name": "getSystemAuth", "type": "string", "required": True, "description": "x"},
+                         {"name": "maxResults", "type": "integer", "required": False, "description": "y"}],
+          "output": {"description": "pages", "properties": []}}
+    spec = build_spec("Chronicling America", "Old newspapers.", [fn])
+    rec = record_from_spec(spec, name="Chronicling America", description="Old newspapers.", category="News")
+    args = {"getSystemAuth": "Chronicling America 1900", "maxResults": 3}
+    text = template_instruction(rec, "getSystemAuth", args)
+    assert "the service archive" in text and "get system auth Chronicling America 1900" in text
+    assert "max results 3" in text
+    assert instruction_problems(text, rec, args) == []
+    assert "names the API or a function" in instruction_problems(text, rec)  # without args the value counts

@@ -34,6 +34,7 @@ from typing import Iterable, Sequence
 
 import nbformat
 
+from toolalpaca_utils import performance
 from toolalpaca_utils.profiles import PROFILES, load_profile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -305,11 +306,15 @@ def render_timings_page(timings: list[dict]) -> str:
         "metadata papermill stores in every executed notebook (`metadata.papermill.duration`).",
         "",
     ]
+    return "\n".join(lines + timings_table(timings))
+
+
+def timings_table(timings: list[dict]) -> list[str]:
+    """The run-time table (markdown lines) shared by the timings and Performance pages."""
     if not timings:
-        lines += ["No notebook has been executed yet: run `make book` (or",
-                  "`python -m toolalpaca_utils.book --profile tiny`).", ""]
-        return "\n".join(lines)
-    lines += [
+        return ["No notebook has been executed yet: run `make book` (or",
+                "`python -m toolalpaca_utils.book --profile tiny`).", ""]
+    lines = [
         "| notebook | profile | status | run time | slowest cell | started (UTC) |",
         "|---|---|---|---:|---|---|",
     ]
@@ -328,7 +333,7 @@ def render_timings_page(timings: list[dict]) -> str:
                   f"These notebooks were executed with different profiles ({', '.join(profiles)}); "
                   "re-run `make book` for a consistent book.", "```", ""]
     lines += ["The raw numbers are in `book/executed/timings.json`.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def write_timings(executed_dir: Path | str = EXECUTED_DIR) -> list[dict]:
@@ -337,6 +342,7 @@ def write_timings(executed_dir: Path | str = EXECUTED_DIR) -> list[dict]:
     timings = collect_timings(executed_dir)
     (executed_dir / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     (executed_dir / "timings.md").write_text(render_timings_page(timings))
+    performance.write_page(executed_dir, timings_table(timings))
     return timings
 
 

@@ -35,6 +35,15 @@ def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
         os.fsync(fh.fileno())
 
 
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    """Replace a JSONL file atomically (a temporary file renamed over it)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    append_jsonl(tmp, rows)
+    os.replace(tmp, path)
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     """Rows of a JSONL file; a torn last line (a killed writer) is ignored."""
     path = Path(path)

@@ -50,6 +50,23 @@ def items_from_real(base_url: str) -> tuple[list[EvalItem], dict[str, dict]]:
     return items, records
 
 
+def spread_over_tools(items: Sequence[EvalItem], n: int | None) -> list[EvalItem]:
+    """At most ``n`` items taken round-robin over the tools (file order within a tool), so a cap
+    keeps every tool in the set instead of the first few; ``n`` 0/None keeps all."""
+    if not n or n >= len(items):
+        return list(items)
+    by_tool: dict[str, list[EvalItem]] = {}
+    for it in items:
+        by_tool.setdefault(it.tool, []).append(it)
+    picked: list[EvalItem] = []
+    for rank in range(max(len(v) for v in by_tool.values())):
+        for group in by_tool.values():
+            if rank < len(group) and len(picked) < n:
+                picked.append(group[rank])
+    keep = {id(it) for it in picked}
+    return [it for it in items if id(it) in keep]
+
+
 def items_from_toolalpaca_file(path: str | Path, *, base_url: str | None = None) -> tuple[list[EvalItem], dict]:
     """A ToolAlpaca-format eval file: tool records with ``Instructions`` and ``Golden_Answers``."""
     data = json.loads(Path(path).read_text())

@@ -125,3 +125,27 @@ def timed(timings: dict[str, float], key: str) -> Iterator[None]:
         yield
     finally:
         timings[key] = round(timings.get(key, 0.0) + time.perf_counter() - start, 3)
+
+
+def reset_if_inputs_changed(out_dir: str | Path, inputs: dict, patterns: tuple[str, ...] = ("*.jsonl",)) -> bool:
+    """Keep resumable outputs only while they were made from the same inputs.
+
+    ``inputs`` (hashes, parameters: anything JSON) is compared with ``out_dir/inputs.json``; when
+    they differ, the files in ``out_dir`` matching ``patterns`` are deleted and the new inputs are
+    recorded. Returns True when earlier outputs were kept. This stops a re-run after a new adapter
+    or corpus from silently reusing the old results."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = out_dir / "inputs.json"
+    wanted = json.loads(json.dumps(inputs, sort_keys=True, default=str))
+    try:
+        same = json.loads(marker.read_text()) == wanted
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        for pattern in patterns:
+            for f in out_dir.glob(pattern):
+                if f.is_file():
+                    f.unlink()
+        marker.write_text(json.dumps(wanted, indent=1, sort_keys=True))
+    return same

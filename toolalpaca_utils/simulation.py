@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ from .agents import (
     SimulatedExecutor, template_instruction, Trajectory, dedupe, executor_for, instruction_problems, missing_values, run_assistant,
     sample_call, write_instruction_for_call, write_instructions,
 )
-from .corpus import SPLITS, append_jsonl, load_split, read_jsonl, save_tools, to_dataset_dict
+from .corpus import SPLITS, append_jsonl, load_split, read_jsonl, save_tools, to_dataset_dict, write_jsonl
 from .llm import LLMError
 from .react import GET_DETAILS
 
@@ -166,13 +167,13 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
                             _tokens(client) - before, time.perf_counter() - t1)
             continue
         source = "user agent"
-        problems = instruction_problems(text, record)
+        problems = instruction_problems(text, record, args)
         missing = missing_values(text, args)
         if missing:
             problems.append("misses the values of " + ", ".join(missing))
         if problems and cfg.template_fallback:
             rejected, text, source = text, template_instruction(record, name, args), "template"
-            problems = instruction_problems(text, record)
+            problems = instruction_problems(text, record, args)
         extra = {"sampled_call": [name, args], "instruction_source": source}
         if source == "template":
             extra["rejected_instruction"] = rejected
@@ -209,8 +210,14 @@ class SimulationResult:
 
 
 def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir: str | Path,
-             progress: bool = True, executors: dict | None = None) -> SimulationResult:
-    """Run the simulation for ``records`` into ``out_dir`` (resuming what is already there)."""
+             progress: bool = True, executors: dict | None = None, workers: int | None = None) -> SimulationResult:
+    """Run the simulation for ``records`` into ``out_dir`` (resuming what is already there).
+
+    ``workers`` tools are simulated at once (default: ``client.parallelism``, one per server
+    replica); every instance is appended as soon as it is finished, and at the end each split is
+    rewritten in tool order, so the files do not depend on which worker finished first."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)
@@ -228,18 +235,49 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     bar = tqdm(total=len(records) * cfg.instructions_per_tool, disable=not progress, desc="instances")
     bar.update(len(done))
     kept = 0
-    for record in records:
+    lock = threading.Lock()
+
+    def run_tool(record: dict) -> None:
+        nonlocal kept
         split = "eval" if record["Name"] in eval_names else "train"
         executor = (executors or {}).get(record["Name"])
         for inst in simulate_tool(client, record, cfg, split=split, done=done, executor=executor):
-            append_jsonl(out_dir / f"{inst['split']}.jsonl", [inst])
-            done.add(inst["id"])
-            kept += inst["kept"]
-            bar.update(1)
-            bar.set_postfix(kept=kept, refresh=False)
-    bar.close()
+            with lock:
+                append_jsonl(out_dir / f"{inst['split']}.jsonl", [inst])
+                done.add(inst["id"])
+                kept += inst["kept"]
+                bar.update(1)
+                bar.set_postfix(kept=kept, refresh=False)
+
+    workers = max(1, workers or getattr(client, "parallelism", 1))
+    try:
+        if workers == 1:
+            for record in records:
+                run_tool(record)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(run_tool, records))  # re-raises a worker's exception here
+    finally:
+        bar.close()
+    _canonical_order(out_dir, [r["Name"] for r in records])
     to_dataset_dict(out_dir)
     return summarise(out_dir, seconds=time.perf_counter() - start, train_tools=train_names, eval_tools=eval_names)
+
+
+def _canonical_order(out_dir: Path, tool_names: Sequence[str]) -> None:
+    """Rewrite each split in tool order, then instance number (ids end with ``:<j>``)."""
+    rank = {name: i for i, name in enumerate(tool_names)}
+
+    def key(row: dict) -> tuple:
+        tail = row["id"].rsplit(":", 1)[-1]
+        return (rank.get(row["tool"], len(rank)), row["tool"], int(tail) if tail.isdigit() else 0, row["id"])
+
+    for split in SPLITS:
+        path = out_dir / f"{split}.jsonl"
+        rows = read_jsonl(path)
+        ordered = sorted(rows, key=key)
+        if ordered != rows:
+            write_jsonl(path, ordered)
 
 
 def summarise(out_dir: str | Path, *, seconds: float | None = None, train_tools=(), eval_tools=()) -> SimulationResult:

@@ -1091,19 +1091,10 @@ class TokenCap:
 def local_chat_model(model, tokenizer, *, name: str, max_batch_size: int = 8, max_input_tokens: int = 3072):
     """A :class:`~toolalpaca_utils.llm.LocalChatModel` around a model already in memory (a model
     that was just trained), ready for batched generation."""
-    import torch
-
     from .llm.hf import LocalChatModel
 
-    chat = LocalChatModel.__new__(LocalChatModel)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.config.use_cache = True
-    chat.name, chat.model, chat.tokenizer = name, model.eval(), tokenizer
-    chat.device = next(model.parameters()).device
-    chat.max_batch_size, chat.max_input_tokens, chat._torch = max_batch_size, max_input_tokens, torch
-    return chat
+    return LocalChatModel.from_loaded(model, tokenizer, name=name, max_batch_size=max_batch_size,
+                                      max_input_tokens=max_input_tokens)
 
 
 def finetune(records, examples: Sequence[dict], *, out_dir: str | Path, model=None, tokenizer=None,

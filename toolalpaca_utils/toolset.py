@@ -31,6 +31,8 @@ import json
 import re
 import time
 import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -915,8 +917,12 @@ def build_toolset(
     config: GenerationConfig | None = None,
     progress: bool = True,
     max_consecutive_endpoint_failures: int = 3,
+    workers: int | None = None,
 ) -> ToolsetResult:
     """Document every entry; resume from ``out_dir/progress.jsonl``.
+
+    ``workers`` entries are generated at once (default: ``client.parallelism``, one per server
+    replica); outcomes are recorded in entry order whichever worker finishes first.
 
     Entries already finished with the same settings (model, config, retries, seed, prompts) are
     read back, not regenerated; entries that only failed because the endpoint was unreachable
@@ -939,6 +945,23 @@ def build_toolset(
     start = time.perf_counter()
     bar = tqdm(total=len(rows), desc="toolset", unit="tool", disable=not progress)
     result = ToolsetResult(outcomes=outcomes)
+    workers = max(1, workers or getattr(client, "parallelism", 1))
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+
+    def generate(entry: dict) -> ToolOutcome:
+        return generate_tool(client, entry, max_retries=max_retries, seed=entry_seed(entry, seed), config=config)
+
+    # jobs in flight, in entry order: at most `workers`, so an early stop wastes little
+    pending = deque(e for e in rows if entry_key(e) not in done)
+    futures: deque[Future] = deque()
+
+    def next_outcome() -> ToolOutcome:
+        if pool is None:
+            return generate(pending.popleft())
+        while pending and len(futures) < workers:
+            futures.append(pool.submit(generate, pending.popleft()))
+        return futures.popleft().result()
+
     try:
         with progress_path.open("a", encoding="utf-8") as fh:
             for entry in rows:
@@ -947,8 +970,7 @@ def build_toolset(
                     outcomes.append(done[key])
                     resumed += 1
                 else:
-                    outcome = generate_tool(client, entry, max_retries=max_retries,
-                                            seed=entry_seed(entry, seed), config=config)
+                    outcome = next_outcome()
                     outcome.settings = settings
                     outcomes.append(outcome)
                     fh.write(json.dumps(outcome.to_json(), ensure_ascii=False, default=str) + "\n")
@@ -965,6 +987,8 @@ def build_toolset(
                     )
                     break
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         result.seconds = time.perf_counter() - start
         result.resumed = resumed

@@ -107,6 +107,7 @@ class ChatClient:
     max_retries: int = 2
     max_concurrency: int = 1
     default_max_tokens: int = 256
+    replica_urls: Sequence[str] = ()   # more servers of the same model (see ``parallelism``)
     stats: UsageStats = field(default_factory=UsageStats)
 
     def __post_init__(self) -> None:
@@ -116,11 +117,30 @@ class ChatClient:
             raise ValueError(f"unknown dialect {self.dialect!r}; expected one of {DIALECTS}")
         key = os.environ.get(self.api_key_env) or "not-needed"  # local servers ignore the key
         # retries with exponential back-off are the SDK's own (connection errors, 408/429/5xx)
-        self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=key, timeout=self.timeout, max_retries=self.max_retries
-        )
+        self._clients = [
+            openai.OpenAI(base_url=url, api_key=key, timeout=self.timeout, max_retries=self.max_retries)
+            for url in [self.base_url, *self.replica_urls]
+        ]
         self.cache = CallCache(Path(self.cache_dir)) if self.cache_dir else None
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._next_slot = 0
+
+    @property
+    def parallelism(self) -> int:
+        """How many callers can usefully run at once: one per server replica, or
+        ``max_concurrency`` for a remote endpoint that batches concurrent requests itself."""
+        return max(len(self._clients), self.max_concurrency)
+
+    def _endpoint(self):
+        """(SDK client, URL) of this thread's server. A thread keeps its replica, so the
+        requests of one worker (one tool at a time) reuse that server's prompt cache."""
+        slot = getattr(self._local, "slot", None)
+        if slot is None:
+            with self._lock:
+                slot = self._local.slot = self._next_slot % len(self._clients)
+                self._next_slot += 1
+        return self._clients[slot], ([self.base_url, *self.replica_urls])[slot]
 
     # ------------------------------------------------------------------ public API
     def chat(
@@ -163,7 +183,7 @@ class ChatClient:
         return self._finish(result, schema)
 
     def chat_many(self, requests: Iterable[dict], *, return_exceptions: bool = True) -> list:
-        """Run many ``chat(**request)`` calls with at most ``max_concurrency`` in flight.
+        """Run many ``chat(**request)`` calls with at most ``parallelism`` in flight.
         Failed calls come back as their exception (in order) when ``return_exceptions``."""
 
         def one(req: dict):
@@ -175,14 +195,15 @@ class ChatClient:
                 raise
 
         requests = list(requests)
-        if self.max_concurrency <= 1:
+        if self.parallelism <= 1:
             return [one(r) for r in requests]
-        with ThreadPoolExecutor(self.max_concurrency) as pool:
+        with ThreadPoolExecutor(self.parallelism) as pool:
             return list(pool.map(one, requests))
 
     def describe(self) -> dict:
         """What a manifest records about this client (never the key)."""
-        return {"base_url": self.base_url, "model": self.model, "dialect": self.dialect,
+        return {"base_url": self.base_url, "replicas": 1 + len(self.replica_urls), "model": self.model,
+                "dialect": self.dialect,
                 "api_key_env": self.api_key_env, "cache_dir": str(self.cache_dir) if self.cache_dir else None}
 
     # ------------------------------------------------------------------ internals
@@ -202,21 +223,22 @@ class ChatClient:
             kwargs["top_p"] = params["top_p"]
         if schema is not None:
             kwargs["response_format"] = response_format_for(schema, self.dialect)
+        client, url = self._endpoint()
         start = time.perf_counter()
         try:
-            response = self._client.chat.completions.create(**kwargs)
+            response = client.chat.completions.create(**kwargs)
         except openai.APITimeoutError as exc:
             self._count_error()
-            raise LLMTimeoutError(f"{self.base_url} did not answer within {self.timeout:.0f}s") from exc
+            raise LLMTimeoutError(f"{url} did not answer within {self.timeout:.0f}s") from exc
         except openai.APIConnectionError as exc:
             self._count_error()
-            raise LLMConnectionError(f"cannot reach the LLM endpoint {self.base_url}: {exc.__cause__ or exc}") from exc
+            raise LLMConnectionError(f"cannot reach the LLM endpoint {url}: {exc.__cause__ or exc}") from exc
         except openai.APIStatusError as exc:
             self._count_error()
             body = _error_text(exc)
             what = "the JSON schema" if schema is not None else "the request"
             raise LLMRequestError(
-                f"{self.base_url} rejected {what} (HTTP {exc.status_code}): {body}"
+                f"{url} rejected {what} (HTTP {exc.status_code}): {body}"
             ) from exc
         seconds = time.perf_counter() - start
         choice = response.choices[0]

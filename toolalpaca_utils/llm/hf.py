@@ -88,19 +88,39 @@ class LocalChatModel:
         device: str | None = None,
         max_batch_size: int = 8,
         max_input_tokens: int = 3072,
+        min_shared_prefix: int = 64,
     ):
-        import torch
-
-        self.name = model if adapter is None else f"{model}+{adapter}"
-        self.model, self.tokenizer = load_model_and_tokenizer(model, device=device)
+        lm, tokenizer = load_model_and_tokenizer(model, device=device)
         if adapter:
             from peft import PeftModel
 
-            self.model = PeftModel.from_pretrained(self.model, adapter)
-        self.model.eval()
+            lm = PeftModel.from_pretrained(lm, adapter)
+        self._setup(lm, tokenizer, name=model if adapter is None else f"{model}+{adapter}",
+                    max_batch_size=max_batch_size, max_input_tokens=max_input_tokens,
+                    min_shared_prefix=min_shared_prefix)
+
+    @classmethod
+    def from_loaded(cls, model, tokenizer, *, name: str, max_batch_size: int = 8, max_input_tokens: int = 3072,
+                    min_shared_prefix: int = 64) -> "LocalChatModel":
+        """Wrap a model already in memory (e.g. one that was just trained)."""
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.config.use_cache = True
+        chat = cls.__new__(cls)
+        chat._setup(model, tokenizer, name=name, max_batch_size=max_batch_size, max_input_tokens=max_input_tokens,
+                    min_shared_prefix=min_shared_prefix)
+        return chat
+
+    def _setup(self, model, tokenizer, *, name: str, max_batch_size: int, max_input_tokens: int,
+               min_shared_prefix: int) -> None:
+        import torch
+
+        self.name, self.model, self.tokenizer = name, model.eval(), tokenizer
         self.device = next(self.model.parameters()).device
         self.max_batch_size = max_batch_size
         self.max_input_tokens = max_input_tokens
+        self.min_shared_prefix = min_shared_prefix  # 0: never share, always left-pad
         self._torch = torch
 
     def render(self, messages: Sequence[dict]) -> str:
@@ -125,8 +145,9 @@ class LocalChatModel:
         ``schema`` the output is parsed and validated afterwards (LLMOutputError if it fails)."""
         prompts = [self.render(m) for m in chats]
         results: list[ChatResult | None] = [None] * len(prompts)
-        # similar lengths share a batch, so little compute goes to padding
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        # prompts of the same tool share a batch (their documentation is encoded once, see
+        # generate), then similar lengths, so little compute goes to padding
+        order = sorted(range(len(prompts)), key=lambda i: (_system_turn(chats[i]), len(prompts[i])))
         for start in range(0, len(order), self.max_batch_size):
             idx = order[start:start + self.max_batch_size]
             outs = self.generate([prompts[i] for i in idx], max_tokens=max_tokens,
@@ -147,14 +168,19 @@ class LocalChatModel:
         seed: int = 0,
         stop: Sequence[str] | None = None,
     ) -> list[ChatResult]:
-        """One padded batch of already-rendered prompts."""
+        """One batch of already-rendered prompts.
+
+        When the prompts share a long prefix (the same tool's documentation in the system turn),
+        it is encoded once and its key/value cache copied to every row; the rows then hold
+        ``[prefix][padding][own suffix]``, the padding masked and the positions counted over real
+        tokens only, so each row computes what it would alone. Otherwise rows are left-padded."""
         torch = self._torch
         torch.manual_seed(seed)
-        enc = self.tokenizer(
-            list(prompts), return_tensors="pt", padding=True, add_special_tokens=False,
-            truncation=True, max_length=self.max_input_tokens,
-        ).to(self.device)
-        gen_kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        rows = [self.tokenizer(p, add_special_tokens=False)["input_ids"][-self.max_input_tokens:] for p in prompts]
+        shared = _common_prefix_length(rows) if len(rows) > 1 else 0
+        shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a token to feed
+        pad = self.tokenizer.pad_token_id
+        gen_kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": pad}
         if temperature and temperature > 0:
             gen_kwargs.update(do_sample=True, temperature=temperature)
         else:
@@ -163,18 +189,56 @@ class LocalChatModel:
             gen_kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
         start = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.generate(**enc, **gen_kwargs)
+            if self.min_shared_prefix and shared >= self.min_shared_prefix:
+                input_ids, mask, cache = self._shared_prefix_batch(rows, shared)
+                gen_kwargs["past_key_values"] = cache
+            else:
+                width = max(len(r) for r in rows)
+                input_ids = [[pad] * (width - len(r)) + r for r in rows]
+                mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+            input_ids = torch.tensor(input_ids, device=self.device)
+            mask = torch.tensor(mask, device=self.device)
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **gen_kwargs)
         seconds = time.perf_counter() - start
-        new_tokens = out[:, enc["input_ids"].shape[1]:]
+        new_tokens = out[:, input_ids.shape[1]:]
         results = []
-        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
-        for row, prompt_len in zip(new_tokens.tolist(), enc["attention_mask"].sum(dim=1).tolist()):
+        eos = {self.tokenizer.eos_token_id, pad}
+        for row, prompt in zip(new_tokens.tolist(), rows):
             n = next((k for k, t in enumerate(row) if t in eos), len(row))
             text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
             finish = "stop" if n < len(row) else "length"
             for s in stop or ():
                 if s in text:
                     text, finish = text[: text.index(s)], "stop"
-            results.append(ChatResult(text=text, finish_reason=finish, prompt_tokens=int(prompt_len),
+            results.append(ChatResult(text=text, finish_reason=finish, prompt_tokens=len(prompt),
                                       completion_tokens=n, seconds=seconds / len(prompts)))
         return results
+
+    def _shared_prefix_batch(self, rows: list[list[int]], shared: int):
+        """(input ids, attention mask, cache): the first ``shared`` tokens encoded once."""
+        from transformers import DynamicCache
+
+        torch = self._torch
+        cache = DynamicCache()
+        prefix = torch.tensor([rows[0][:shared]], device=self.device)
+        self.model(input_ids=prefix, past_key_values=cache, use_cache=True)
+        cache.batch_repeat_interleave(len(rows))
+        pad = self.tokenizer.pad_token_id
+        width = max(len(r) for r in rows) - shared
+        input_ids = [r[:shared] + [pad] * (width - len(r) + shared) + r[shared:] for r in rows]
+        mask = [[1] * shared + [0] * (width - len(r) + shared) + [1] * (len(r) - shared) for r in rows]
+        return input_ids, mask, cache
+
+
+def _system_turn(messages: Sequence[dict]) -> str:
+    return next((m.get("content") or "" for m in messages if m.get("role") == "system"), "")
+
+
+def _common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    first = rows[0]
+    n = min(len(r) for r in rows)
+    for i in range(n):
+        t = first[i]
+        if any(r[i] != t for r in rows):
+            return i
+    return n

@@ -1,0 +1,36 @@
+"""The Performance page: benchmark summaries in, table + plot out; missing results never break it."""
+import json
+
+from toolalpaca_utils import performance
+
+
+def test_summary_ratio_and_target():
+    s = performance.benchmark_summary(title="t", measure="tokens/s", baseline="ref", baseline_value=10.0,
+                                      ours="ours", ours_value=25.0, target_ratio=2.0)
+    assert s["ratio"] == 2.5 and s["meets_target"] is True
+    s = performance.benchmark_summary(title="t", measure="tokens/s", baseline="ref", baseline_value=10.0,
+                                      ours="ours", ours_value=15.0, target_ratio=2.0)
+    assert s["ratio"] == 1.5 and s["meets_target"] is False
+
+
+def test_page_from_results(tmp_path):
+    results, executed = tmp_path / "results", tmp_path / "executed"
+    results.mkdir()
+    summary = performance.benchmark_summary(title="training throughput", measure="non-pad tokens/s",
+                                            baseline="pad to 1024", baseline_value=36.2, ours="dynamic",
+                                            ours_value=167.7, target_ratio=2.0, note="8 instances")
+    (results / "training_throughput.json").write_text(json.dumps({"summary": summary}))
+    (results / "eval_throughput.json").write_text("{not json")  # a broken file is "not run", not a crash
+    page = performance.write_page(executed, ["| notebook |", "|---|", "| 01_toolset |"], results_dir=results)
+    text = page.read_text()
+    assert "**4.63×**" in text and "≥ 2.0× (met)" in text and "8 instances" in text
+    assert "`eval_throughput` | not run" in text and "`simulation_yield` | not run" in text
+    assert "| 01_toolset |" in text
+    assert "![measured ratios" in text and (executed / "performance.png").stat().st_size > 1000
+
+
+def test_page_without_any_results(tmp_path):
+    page = performance.write_page(tmp_path / "executed", [], results_dir=tmp_path / "none")
+    text = page.read_text()
+    assert text.count("not run") == 3 and "![" not in text
+    assert not (tmp_path / "executed" / "performance.png").exists()

@@ -1,0 +1,137 @@
+"""The book's Performance page: the latest benchmark results and the notebook run times.
+
+Every script under ``benchmarks/`` writes ``benchmarks/results/<name>.json`` with a ``summary``
+block (:func:`benchmark_summary`) next to its detailed figures; this module reads those blocks,
+renders a table and a ratio plot, and writes ``book/executed/performance.md``. Nothing here
+measures anything: a benchmark that was never run shows as "not run".
+"""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+# the benchmarks `make bench` runs, in page order (name of the JSON file without .json)
+BENCHMARKS = ("simulation_yield", "training_throughput", "eval_throughput")
+
+
+def benchmark_summary(*, title: str, measure: str, baseline: str, baseline_value: float,
+                      ours: str, ours_value: float, target_ratio: float, note: str = "") -> dict:
+    """The block each benchmark JSON carries for the Performance page.
+
+    ``ratio`` is ours / baseline on ``measure`` (higher is better for both), measured in one
+    invocation so that the ratio holds on a noisy machine even when the absolute figures do not.
+    """
+    ratio = (ours_value / baseline_value) if baseline_value else float("inf")
+    return {
+        "title": title, "measure": measure,
+        "baseline": {"name": baseline, "value": round(float(baseline_value), 3)},
+        "ours": {"name": ours, "value": round(float(ours_value), 3)},
+        "ratio": round(ratio, 2) if ratio != float("inf") else None,
+        "target_ratio": target_ratio,
+        "meets_target": ratio >= target_ratio,
+        "note": note,
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def load_summaries(results_dir: Path | str = RESULTS_DIR) -> dict[str, dict | None]:
+    """``{benchmark: summary or None}`` for every benchmark of ``make bench``.
+
+    A JSON file that is missing, unreadable or has no ``summary`` block gives ``None`` (shown as
+    "not run" with the reason), never an exception: the page must build without benchmarks.
+    """
+    out: dict[str, dict | None] = {}
+    for name in BENCHMARKS:
+        path = Path(results_dir) / f"{name}.json"
+        try:
+            data = json.loads(path.read_text())
+            out[name] = data["summary"]
+        except (OSError, ValueError, KeyError, TypeError):
+            out[name] = None
+    return out
+
+
+def plot_ratios(summaries: dict[str, dict | None], path: Path | str) -> Path | None:
+    """Bar chart of measured ratio vs target per benchmark; ``None`` when nothing was run."""
+    done = {k: s for k, s in summaries.items() if s and s.get("ratio") is not None}
+    if not done:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    names = [s["title"] for s in done.values()]
+    ratios = [s["ratio"] for s in done.values()]
+    colors = ["tab:green" if s["meets_target"] else "tab:red" for s in done.values()]
+    ax.barh(names, ratios, color=colors)
+    for y, s in enumerate(done.values()):
+        ax.plot([s["target_ratio"]] * 2, [y - 0.4, y + 0.4], color="black", linestyle="--")
+        ax.text(s["ratio"], y, f" {s['ratio']}×", va="center")
+    ax.axvline(1.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("ours / reference way (higher is better; dashed: target)")
+    ax.set_xlim(0, max(max(ratios), max(s["target_ratio"] for s in done.values())) * 1.25)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def render_page(summaries: dict[str, dict | None], timings_table: Sequence[str],
+                image: str | None) -> str:
+    """Markdown of the Performance page (``timings_table``: the run-time table's lines)."""
+    lines = ["# Performance", "",
+             "Each benchmark runs the reference way of doing a step and ours side by side, in one",
+             "invocation, on the same data and model, and prints both figures and their ratio; the",
+             "table shows the JSON the scripts last wrote to `benchmarks/results/` (`make bench`",
+             "reruns all three). Absolute figures move with the machine's load; the ratio is the result.",
+             "",
+             "| benchmark | measure | reference way | ours | ratio | target | measured (UTC) |",
+             "|---|---|---|---|---:|---:|---|"]
+    for name, s in summaries.items():
+        if s is None:
+            lines.append(f"| `{name}` | not run (or its JSON has no summary): `python benchmarks/{name}.py` "
+                         "| – | – | – | – | – |")
+            continue
+        ratio = f"**{s['ratio']}×**" if s["ratio"] is not None else "∞"
+        verdict = "met" if s["meets_target"] else "**missed**"
+        load = s.get("load_average_1min")
+        when = s["measured_at"][:16].replace("T", " ") + (f" (load {load})" if load is not None else "")
+        lines.append(f"| {s['title']} | {s['measure']} | {s['baseline']['name']}: {s['baseline']['value']} "
+                     f"| {s['ours']['name']}: {s['ours']['value']} | {ratio} "
+                     f"| ≥ {s['target_ratio']}× ({verdict}) | {when} |")
+    lines.append("")
+    notes = [(s["title"], s["note"]) for s in summaries.values() if s and s.get("note")]
+    for title, note in notes:
+        lines.append(f"- *{title}*: {note}")
+    if notes:
+        lines.append("")
+    if image:
+        lines += [f"![measured ratios against their targets]({image})", ""]
+    lines += ["## Notebook run times", "",
+              "From papermill's metadata in the executed notebooks of this book "
+              "(the same table as {doc}`/book/executed/timings`).", ""]
+    lines += list(timings_table) + [""]
+    return "\n".join(lines)
+
+
+def write_page(executed_dir: Path | str, timings_table: Sequence[str],
+               results_dir: Path | str = RESULTS_DIR) -> Path:
+    """Write ``performance.md`` (and ``performance.png`` when a benchmark ran) into ``executed_dir``."""
+    executed_dir = Path(executed_dir)
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    summaries = load_summaries(results_dir)
+    image = plot_ratios(summaries, executed_dir / "performance.png")
+    page = executed_dir / "performance.md"
+    page.write_text(render_page(summaries, timings_table, image.name if image else None))
+    return page
