@@ -36,7 +36,8 @@ test: setup browser
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-# Whole-pipeline runs (tiny book with the browser check, every strategy × mode, diversity, STE)
+# Per-stage pipeline runs that the tiny book (in `make test`) already covers: every strategy × mode,
+# diversity, evaluation and STE on their own
 test-e2e: setup browser
 	$(PY) -m pytest -q -m e2e
 

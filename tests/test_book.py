@@ -263,7 +263,6 @@ def test_check_book_expected_headline_uses_role_formatting(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 @pytest.mark.timeout(3600)
 def test_tiny_book_end_to_end(tmp_path):
     """Every existing notebook at the tiny profile, the build, and the browser check.
@@ -292,6 +291,7 @@ def test_tiny_book_end_to_end(tmp_path):
     assert all(stem in page for stem in ran)
     html_dir = site / "_build" / "html"
     assert (html_dir / "book" / "executed" / "timings.html").is_file()
+    assert (html_dir / "book" / "executed" / "performance.html").is_file()
     for stem in ran:
         assert (html_dir / "book" / "executed" / f"{stem}.html").is_file(), stem
 

@@ -244,3 +244,28 @@ def test_template_instruction_never_names_the_api():
     assert "max results 3" in text
     assert instruction_problems(text, rec, args) == []
     assert "names the API or a function" in instruction_problems(text, rec)  # without args the value counts
+
+
+@pytest.mark.slow
+def test_two_replicas_in_parallel_give_the_same_corpus(llm_server, realtools_url, tmp_path):
+    """Two servers, two workers: each worker keeps its own server, both servers do work, and the
+    corpus is the one a single sequential worker writes (same instances, same file order)."""
+    from toolalpaca_utils.llm import ChatClient, embedded_server
+    from toolalpaca_utils.realtools import real_tool_records
+
+    real = {r["Name"]: r for r in real_tool_records(base_url=realtools_url)}
+    tools = [weather_record(), real["UnitConverter"], real["Jokes"]]
+    cfg = SimulationConfig(instructions_per_tool=1, strategy="call-first", mode="constrained", n_eval_tools=1,
+                           seed=11)
+    one = ChatClient(llm_server.base_url, llm_server.model, cache_dir=None)
+    simulate(one, tools, cfg, out_dir=tmp_path / "one", progress=False, workers=1)
+    with embedded_server(n_threads=1) as second:
+        two = ChatClient(llm_server.base_url, llm_server.model, cache_dir=None, replica_urls=[second.base_url])
+        assert two.parallelism == 2
+        simulate(two, tools, cfg, out_dir=tmp_path / "two", progress=False)
+        assert two.stats.server_calls == one.stats.server_calls
+        assert sorted(two.stats.server_calls_by_replica) == [0, 1]   # both servers did work
+    for split in ("train", "eval", "rejects"):
+        a, b = load_split(tmp_path / "one", split), load_split(tmp_path / "two", split)
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+        assert strip(a) == strip(b), split

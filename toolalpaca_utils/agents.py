@@ -519,12 +519,32 @@ def run_assistant(client: ChatModel, record: dict, instruction: str, executor, *
     return drive(client, Episode(record, instruction, executor, user_client=user_client or client, **options))
 
 
-def run_episodes_batched(model, episodes: Sequence[Episode], *, progress: bool = False) -> list[Trajectory]:
+def run_episodes_batched(model, episodes: Sequence[Episode], *, progress: bool = False,
+                         workers: int = 1) -> list[Trajectory]:
     """Drive many episodes with a batched model (``chat_batch``, e.g. LocalChatModel): at each
-    round every unfinished episode's next call goes into one batch per generation setting."""
+    round every unfinished episode's next call goes into one batch per generation setting.
+    ``workers`` episodes at a time then take their results (and call their tools: a simulated
+    tool is an LLM call, so this is where a teacher with several replicas helps)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(episodes), disable=not progress, desc="episodes")
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+
+    def feed(pair: tuple) -> None:
+        pair[0].feed(pair[1])
+
+    try:
+        _batched_rounds(model, episodes, bar, pool, feed)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        bar.close()
+    return [ep.traj for ep in episodes]
+
+
+def _batched_rounds(model, episodes: Sequence[Episode], bar, pool, feed) -> None:
     while True:
         pending = [(ep, req) for ep in episodes if (req := ep.request()) is not None]
         if not pending:
@@ -540,15 +560,18 @@ def run_episodes_batched(model, episodes: Sequence[Episode], *, progress: bool =
                 results = model.chat_batch([req.messages for _, req in items], **gen)
             except LLMError as exc:
                 results = [exc] * len(items)
+            fed = []
             for (ep, req), res in zip(items, results):
                 if req.schema is not None and not isinstance(res, LLMError):
                     try:
                         res.parsed = parse_json_output(res.text, req.schema, res.completion_tokens)
                     except LLMError as exc:
                         res = exc
-                was_done = ep.done
-                ep.feed(res)
-                if ep.done and not was_done:
-                    bar.update(1)
-    bar.close()
-    return [ep.traj for ep in episodes]
+                fed.append((ep, res))
+            was_done = [ep.done for ep, _ in fed]
+            if pool is None:
+                for pair in fed:
+                    feed(pair)
+            else:
+                list(pool.map(feed, fed))  # re-raises an episode's exception here
+            bar.update(sum(ep.done and not before for (ep, _), before in zip(fed, was_done)))

@@ -211,7 +211,8 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
         except (KeyError, ValueError) as exc:
             crashed.append((it, str(exc)))
     if hasattr(model, "chat_batch"):
-        run_episodes_batched(model, [ep for _, ep in episodes], progress=progress)
+        run_episodes_batched(model, [ep for _, ep in episodes], progress=progress,
+                             workers=getattr(teacher, "parallelism", 1))
     else:
         from tqdm.auto import tqdm
 
@@ -264,17 +265,24 @@ def judge_prompt(row: dict, record: dict) -> list[dict]:
 def judge(client, rows: list[dict], records: dict[str, dict], *, seed: int = 0) -> list[dict]:
     """Judge verdicts per row: {"process", "response", "overall"} (overall = both Yes); a judge
     failure is recorded as Uncertain with the reason, never dropped."""
-    verdicts = []
-    for row in rows:
-        try:
-            v = client.chat(judge_prompt(row, records[row["tool"]]), schema=JUDGE_SCHEMA, seed=seed,
-                            max_tokens=30).parsed
-            v = {**v, "error": None}
-        except (LLMError, KeyError) as exc:
-            v = {"process": "Uncertain", "response": "Uncertain", "error": str(exc)[:200]}
+    verdicts: list[dict | None] = [None] * len(rows)
+    requests, where = [], []
+    for i, row in enumerate(rows):
+        record = records.get(row["tool"])
+        if record is None:
+            verdicts[i] = {"process": "Uncertain", "response": "Uncertain", "error": f"no tool record for {row['tool']!r}"}
+            continue
+        requests.append({"messages": judge_prompt(row, record), "schema": JUDGE_SCHEMA, "seed": seed, "max_tokens": 30})
+        where.append(i)
+    # as many verdicts in flight as the judge has replicas; a failure comes back as its exception
+    for i, res in zip(where, client.chat_many(requests)):
+        if isinstance(res, LLMError):
+            verdicts[i] = {"process": "Uncertain", "response": "Uncertain", "error": str(res)[:200]}
+        else:
+            verdicts[i] = {**res.parsed, "error": None}
+    for v in verdicts:
         v["overall"] = v["process"] == "Yes" and v["response"] == "Yes"
-        verdicts.append(v)
-    return verdicts
+    return verdicts  # type: ignore[return-value]
 
 
 def agreement_table(rows: list[dict], verdicts: list[dict]):

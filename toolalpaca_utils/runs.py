@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import os
 import platform
 import time
@@ -131,7 +132,7 @@ def reset_if_inputs_changed(out_dir: str | Path, inputs: dict, patterns: tuple[s
     """Keep resumable outputs only while they were made from the same inputs.
 
     ``inputs`` (hashes, parameters: anything JSON) is compared with ``out_dir/inputs.json``; when
-    they differ, the files in ``out_dir`` matching ``patterns`` are deleted and the new inputs are
+    they differ, the files and folders in ``out_dir`` matching ``patterns`` are deleted and the new inputs are
     recorded. Returns True when earlier outputs were kept. This stops a re-run after a new adapter
     or corpus from silently reusing the old results."""
     out_dir = Path(out_dir)
@@ -145,7 +146,9 @@ def reset_if_inputs_changed(out_dir: str | Path, inputs: dict, patterns: tuple[s
     if not same:
         for pattern in patterns:
             for f in out_dir.glob(pattern):
-                if f.is_file():
+                if f.is_dir():
+                    shutil.rmtree(f)
+                elif f != marker:
                     f.unlink()
         marker.write_text(json.dumps(wanted, indent=1, sort_keys=True))
     return same

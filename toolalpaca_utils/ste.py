@@ -452,18 +452,24 @@ def run_trial(client, record: dict, episode: int, trial: int, episode_rows: Sequ
 
 
 def explore(client, records: Sequence[dict], cfg: ExploreConfig | None = None, *, out_path: str | Path | None = None,
-            executor=None, progress: bool = True) -> list[dict]:
-    """Explore every tool: ``cfg.episodes`` × ``cfg.trials`` trials each, in order. Rows already in
-    ``out_path`` (same configuration) are reused — and serve as memory — so a killed run resumes."""
+            executor=None, progress: bool = True, workers: int | None = None) -> list[dict]:
+    """Explore every tool: ``cfg.episodes`` × ``cfg.trials`` trials each. Rows already in
+    ``out_path`` (same configuration) are reused — and serve as memory — so a killed run resumes.
+    Tools are independent (each has its own memories), so ``workers`` of them (default:
+    ``client.parallelism``, one per server replica) are explored at once; rows come back in tool order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     cfg = cfg or ExploreConfig()
     fp = cfg.fingerprint()
     done = {(r["tool"], r["episode"], r["trial"]): r for r in read_jsonl(out_path)
             if r.get("config") == fp} if out_path else {}
-    rows: list[dict] = []
     bar = tqdm(total=len(records) * cfg.episodes * cfg.trials, disable=not progress, desc=f"explore[{cfg.condition}]")
-    for record in records:
+    lock = threading.Lock()
+
+    def explore_tool(record: dict) -> list[dict]:
         tool_rows: list[dict] = []
         for e in range(cfg.episodes):
             episode_rows: list[dict] = []
@@ -473,13 +479,24 @@ def explore(client, records: Sequence[dict], cfg: ExploreConfig | None = None, *
                 if row is None:
                     row = run_trial(client, record, e, t, episode_rows, earlier, cfg, executor=executor)
                     if out_path:
-                        append_jsonl(out_path, [row])
+                        with lock:
+                            append_jsonl(out_path, [row])
                 episode_rows.append(row)
-                bar.update(1)
+                with lock:
+                    bar.update(1)
             tool_rows += episode_rows
-        rows += tool_rows
-    bar.close()
-    return rows
+        return tool_rows
+
+    workers = max(1, workers or getattr(client, "parallelism", 1))
+    try:
+        if workers == 1:
+            per_tool = [explore_tool(r) for r in records]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                per_tool = list(pool.map(explore_tool, records))
+    finally:
+        bar.close()
+    return [row for rows in per_tool for row in rows]
 
 
 # --------------------------------------------------------------------------- exploration statistics

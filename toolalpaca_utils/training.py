@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .corpus import load_split, load_tools, trajectory_turns
+from .llm.hf import bf16_available
 from .react import build_messages
 
 IGNORE_INDEX = -100
@@ -432,22 +433,6 @@ def peak_rss_gb() -> float:
     return round(peak * scale / 1e9, 3)
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix units (AVX512-BF16 or AMX), where bf16 autocast
-    roughly halves the time of a training step; elsewhere it would be emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def bf16_available(device: str) -> bool:
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_bf16()
 
 
 def split_heldout(instances: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:

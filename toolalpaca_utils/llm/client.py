@@ -72,9 +72,10 @@ class UsageStats:
     replayed_tokens: int = 0         # completion tokens served from the cache
     seconds: float = 0.0
     errors: int = 0
+    server_calls_by_replica: dict = field(default_factory=dict)  # replica index -> server calls
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "server_calls_by_replica": dict(self.server_calls_by_replica)}
 
 
 DIALECTS = ("llama_cpp", "openai")
@@ -133,14 +134,14 @@ class ChatClient:
         return max(len(self._clients), self.max_concurrency)
 
     def _endpoint(self):
-        """(SDK client, URL) of this thread's server. A thread keeps its replica, so the
+        """(SDK client, URL, replica index) of this thread's server. A thread keeps its replica, so the
         requests of one worker (one tool at a time) reuse that server's prompt cache."""
         slot = getattr(self._local, "slot", None)
         if slot is None:
             with self._lock:
                 slot = self._local.slot = self._next_slot % len(self._clients)
                 self._next_slot += 1
-        return self._clients[slot], ([self.base_url, *self.replica_urls])[slot]
+        return self._clients[slot], ([self.base_url, *self.replica_urls])[slot], slot
 
     # ------------------------------------------------------------------ public API
     def chat(
@@ -223,7 +224,7 @@ class ChatClient:
             kwargs["top_p"] = params["top_p"]
         if schema is not None:
             kwargs["response_format"] = response_format_for(schema, self.dialect)
-        client, url = self._endpoint()
+        client, url, slot = self._endpoint()
         start = time.perf_counter()
         try:
             response = client.chat.completions.create(**kwargs)
@@ -253,6 +254,8 @@ class ChatClient:
         with self._lock:
             self.stats.calls += 1
             self.stats.server_calls += 1
+            by_replica = self.stats.server_calls_by_replica
+            by_replica[slot] = by_replica.get(slot, 0) + 1
             self.stats.prompt_tokens += result.prompt_tokens
             self.stats.completion_tokens += result.completion_tokens
             self.stats.seconds += seconds

@@ -58,6 +58,24 @@ def hf_checkpoint(model: str = DEFAULT_MODEL) -> str:
     return str(target)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix units (AVX512-BF16 or AMX): there bf16 roughly
+    halves the time of a training step or a generation batch; elsewhere it would be emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def bf16_available(device: str) -> bool:
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
+
+
 def load_model_and_tokenizer(model: str = DEFAULT_MODEL, *, device: str | None = None, dtype: Any = None):
     """(model, tokenizer) for a registry name, local directory or HF id; nothing is downloaded
     for the embedded model. The tokenizer pads on the left, as batched generation needs."""
@@ -88,9 +106,18 @@ class LocalChatModel:
         device: str | None = None,
         max_batch_size: int = 8,
         max_input_tokens: int = 3072,
-        min_shared_prefix: int = 64,
+        min_shared_prefix: int = 32,
+        dtype: Any = "auto",
     ):
-        lm, tokenizer = load_model_and_tokenizer(model, device=device)
+        """``dtype`` "auto": bf16 where the device computes it natively (a GPU, a CPU with
+        AVX512-BF16/AMX: measured 1.9x faster generation here than fp32), else fp32; or a torch
+        dtype. Training never uses this wrapper's weights, so the rounding stays at inference."""
+        import torch
+
+        if dtype == "auto":
+            target = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            dtype = torch.bfloat16 if bf16_available(target) else None
+        lm, tokenizer = load_model_and_tokenizer(model, device=device, dtype=dtype)
         if adapter:
             from peft import PeftModel
 
@@ -101,7 +128,7 @@ class LocalChatModel:
 
     @classmethod
     def from_loaded(cls, model, tokenizer, *, name: str, max_batch_size: int = 8, max_input_tokens: int = 3072,
-                    min_shared_prefix: int = 64) -> "LocalChatModel":
+                    min_shared_prefix: int = 32) -> "LocalChatModel":
         """Wrap a model already in memory (e.g. one that was just trained)."""
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
@@ -145,11 +172,7 @@ class LocalChatModel:
         ``schema`` the output is parsed and validated afterwards (LLMOutputError if it fails)."""
         prompts = [self.render(m) for m in chats]
         results: list[ChatResult | None] = [None] * len(prompts)
-        # prompts of the same tool share a batch (their documentation is encoded once, see
-        # generate), then similar lengths, so little compute goes to padding
-        order = sorted(range(len(prompts)), key=lambda i: (_system_turn(chats[i]), len(prompts[i])))
-        for start in range(0, len(order), self.max_batch_size):
-            idx = order[start:start + self.max_batch_size]
+        for idx in self._batches(chats, prompts):
             outs = self.generate([prompts[i] for i in idx], max_tokens=max_tokens,
                                  temperature=temperature, seed=seed, stop=stop)
             for i, out in zip(idx, outs):
@@ -158,6 +181,13 @@ class LocalChatModel:
             for r in results:
                 r.parsed = parse_json_output(r.text, schema, r.completion_tokens)
         return results  # type: ignore[return-value]
+
+    def _batches(self, chats: Sequence[Sequence[dict]], prompts: Sequence[str]) -> list[list[int]]:
+        """Indices per batch, ``max_batch_size`` at a time: chats with the same system turn (one
+        tool's documentation) next to each other, so a batch holds few distinct prefixes."""
+        order = sorted(range(len(prompts)), key=lambda i: (_system_turn(chats[i]), len(prompts[i])))
+        size = self.max_batch_size
+        return [order[k:k + size] for k in range(0, len(order), size)]
 
     def generate(
         self,
@@ -170,15 +200,16 @@ class LocalChatModel:
     ) -> list[ChatResult]:
         """One batch of already-rendered prompts.
 
-        When the prompts share a long prefix (the same tool's documentation in the system turn),
-        it is encoded once and its key/value cache copied to every row; the rows then hold
-        ``[prefix][padding][own suffix]``, the padding masked and the positions counted over real
-        tokens only, so each row computes what it would alone. Otherwise rows are left-padded."""
+        Decoding a 135M model on a CPU is bound by reading the weights, so a bigger batch costs
+        almost nothing per step; reading the prompts is bound by compute, so no token should be
+        read twice. Hence: rows that share a prefix (one tool's documentation) form a group whose
+        prefix is encoded once (a lone row: its whole prompt but the last token); the groups' key/
+        value caches are left-padded to one length and stacked; the rows then continue with
+        ``[padding][own suffix]``. Padding is masked and positions count real tokens only, so
+        each row computes what it would alone (tested). ``min_shared_prefix`` 0: plain left padding."""
         torch = self._torch
         torch.manual_seed(seed)
         rows = [self.tokenizer(p, add_special_tokens=False)["input_ids"][-self.max_input_tokens:] for p in prompts]
-        shared = _common_prefix_length(rows) if len(rows) > 1 else 0
-        shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a token to feed
         pad = self.tokenizer.pad_token_id
         gen_kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": pad}
         if temperature and temperature > 0:
@@ -189,8 +220,8 @@ class LocalChatModel:
             gen_kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
         start = time.perf_counter()
         with torch.inference_mode():
-            if self.min_shared_prefix and shared >= self.min_shared_prefix:
-                input_ids, mask, cache = self._shared_prefix_batch(rows, shared)
+            if self.min_shared_prefix:
+                input_ids, mask, cache = self._prefix_cached_batch(rows)
                 gen_kwargs["past_key_values"] = cache
             else:
                 width = max(len(r) for r in rows)
@@ -214,20 +245,58 @@ class LocalChatModel:
                                       completion_tokens=n, seconds=seconds / len(prompts)))
         return results
 
-    def _shared_prefix_batch(self, rows: list[list[int]], shared: int):
-        """(input ids, attention mask, cache): the first ``shared`` tokens encoded once."""
+    def _prefix_groups(self, rows: list[list[int]]) -> list[tuple[list[int], int]]:
+        """(row indices, prefix length) per group of rows sharing >= ``min_shared_prefix`` tokens."""
+        groups: list[list[int]] = []
+        for i in sorted(range(len(rows)), key=lambda i: rows[i]):  # shared prefixes end up adjacent
+            if groups and _common_prefix_length([rows[groups[-1][0]], rows[i]]) >= self.min_shared_prefix:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        # every row keeps at least one token to feed
+        return [(g, min(_common_prefix_length([rows[i] for i in g]), min(len(rows[i]) for i in g) - 1))
+                for g in groups]
+
+    def _prefix_cached_batch(self, rows: list[list[int]]):
+        """(input ids, attention mask, cache) with every group's prefix encoded once."""
         from transformers import DynamicCache
 
         torch = self._torch
-        cache = DynamicCache()
-        prefix = torch.tensor([rows[0][:shared]], device=self.device)
-        self.model(input_ids=prefix, past_key_values=cache, use_cache=True)
-        cache.batch_repeat_interleave(len(rows))
+        groups = self._prefix_groups(rows)
+        longest = max(n for _, n in groups)
+        per_row: list = [None] * len(rows)
+        prefix_len = [0] * len(rows)
+        for members, n in groups:
+            if n == 0:
+                continue
+            cache = DynamicCache()
+            self.model(input_ids=torch.tensor([rows[members[0]][:n]], device=self.device), past_key_values=cache,
+                       use_cache=True)
+            layers = [(layer.keys, layer.values) for layer in cache.layers]
+            for i in members:
+                per_row[i], prefix_len[i] = layers, n
+        template = next(kv for kv in per_row if kv is not None)
+        stacked = []
+        for layer, (k0, v0) in enumerate(template):
+            keys, values = [], []
+            for i in range(len(rows)):
+                if per_row[i] is None:
+                    k = v = k0.new_zeros(k0.shape[:2] + (longest,) + k0.shape[3:])
+                else:
+                    k, v = per_row[i][layer]
+                    fill = k0.new_zeros(k0.shape[:2] + (longest - prefix_len[i],) + k0.shape[3:])
+                    k, v = torch.cat([fill, k], dim=2), torch.cat([fill, v], dim=2)
+                keys.append(k)
+                values.append(v)
+            stacked.append((torch.cat(keys), torch.cat(values)))
         pad = self.tokenizer.pad_token_id
-        width = max(len(r) for r in rows) - shared
-        input_ids = [r[:shared] + [pad] * (width - len(r) + shared) + r[shared:] for r in rows]
-        mask = [[1] * shared + [0] * (width - len(r) + shared) + [1] * (len(r) - shared) for r in rows]
-        return input_ids, mask, cache
+        width = max(len(r) - n for r, n in zip(rows, prefix_len))
+        input_ids, mask = [], []
+        for r, n in zip(rows, prefix_len):
+            lead, gap, tail = longest - n, width - (len(r) - n), len(r) - n
+            input_ids.append([pad] * lead + r[:n] + [pad] * gap + r[n:])
+            mask.append([0] * lead + [1] * n + [0] * gap + [1] * tail)
+        return input_ids, mask, DynamicCache(ddp_cache_data=stacked)
 
 
 def _system_turn(messages: Sequence[dict]) -> str:
