@@ -82,7 +82,7 @@ def test_lora_adapter_loads_and_changes_the_model(base, tmp_path):
     peft_model.save_pretrained(adapter_dir)
     assert (adapter_dir / "adapter_config.json").is_file()
 
-    tuned = LocalChatModel(adapter=str(adapter_dir))
+    tuned = LocalChatModel(adapter=str(adapter_dir), dtype=torch.float32)  # same dtype as the base fixture
     assert hasattr(tuned.model, "peft_config")
     enc = base.tokenizer(base.render(CHATS[0]), return_tensors="pt")
     with torch.no_grad():

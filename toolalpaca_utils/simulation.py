@@ -97,6 +97,9 @@ def golden_from(traj: Trajectory) -> list[dict]:
 
 
 def _tokens(client) -> int:
+    """Completion tokens this worker thread has used so far (other workers run at the same time)."""
+    if hasattr(client, "thread_tokens"):
+        return client.thread_tokens()
     stats = getattr(client, "stats", None)
     return (stats.completion_tokens + stats.replayed_tokens) if stats else 0
 

@@ -127,6 +127,11 @@ class ChatClient:
         self._local = threading.local()
         self._next_slot = 0
 
+    def thread_tokens(self) -> int:
+        """Completion tokens (generated or replayed) of the calls made by the calling thread: what
+        one worker spent, while other workers share ``stats``."""
+        return getattr(self._local, "tokens", 0)
+
     @property
     def parallelism(self) -> int:
         """How many callers can usefully run at once: one per server replica, or
@@ -177,8 +182,10 @@ class ChatClient:
                     self.stats.calls += 1
                     self.stats.cache_hits += 1
                     self.stats.replayed_tokens += result.completion_tokens
+                self._local.tokens = self.thread_tokens() + result.completion_tokens
                 return self._finish(result, schema)
         result = self._call(messages, schema, params)
+        self._local.tokens = self.thread_tokens() + result.completion_tokens
         if self.cache is not None:
             self.cache.put(key, {k: v for k, v in result.__dict__.items() if k not in ("cached", "parsed")})
         return self._finish(result, schema)
