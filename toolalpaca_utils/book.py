@@ -71,7 +71,8 @@ HEADLINES: dict[str, list[Headline]] = {
         Headline("toolset_yield_pct", "yield of the toolset generation (%)"),
         Headline("toolset_n_categories", "categories in the toolset"),
         Headline("toolset_n_real_tools", "real, executable tools (offline FastAPI app)"),
-        Headline("toolset_minutes", "minutes to generate the toolset"),
+        Headline("toolset_minutes", "server-minutes to generate the toolset (summed over parallel servers; "
+                                    "wall time: run-time table)"),
     ],
     "02_simulation": [
         Headline("sim_n_train", "simulated training instances kept"),

@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .agents import (Episode, HttpExecutor, dedupe, instruction_problems, missing_values, normalise,
+from .agents import (Episode, HttpExecutor, dedupe, drive, instruction_problems, missing_values, normalise,
                      parse_numbered_list, template_instruction)
 from .corpus import append_jsonl, read_jsonl
 from .llm import LLMError
@@ -334,17 +334,6 @@ def reflection_messages(system: str, record: dict, query: str, traj) -> list[dic
     if traj.final:
         turns.append((traj.final["text"], None))
     return build_messages(record, query, turns, system=system) + [{"role": "user", "content": REFLECTION_QUESTION}]
-
-
-def drive(client, episode: Episode):
-    """Run an :class:`~toolalpaca_utils.agents.Episode` to its end, one model call at a time."""
-    while (req := episode.request()) is not None:
-        try:
-            result = client.chat(req.messages, schema=req.schema, **req.gen)
-        except LLMError as exc:
-            result = exc
-        episode.feed(result)
-    return episode.traj
 
 
 def _count(tokens: dict, res) -> None:
