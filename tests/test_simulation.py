@@ -249,7 +249,11 @@ def test_template_instruction_never_names_the_api():
 @pytest.mark.slow
 def test_two_replicas_in_parallel_give_the_same_corpus(llm_server, realtools_url, tmp_path):
     """Two servers, two workers: each worker keeps its own server, both servers do work, and the
-    corpus is the one a single sequential worker writes (same instances, same file order)."""
+    corpus has the instances, splits and file order a single sequential worker writes.
+
+    Texts are not compared: llama.cpp reuses the previous request's prefix, so a server's output
+    can depend on what it served before (near-ties flip); a fixed worker count on fresh servers,
+    or the call cache, is what makes a run repeatable."""
     from toolalpaca_utils.llm import ChatClient, embedded_server
     from toolalpaca_utils.realtools import real_tool_records
 
@@ -263,9 +267,21 @@ def test_two_replicas_in_parallel_give_the_same_corpus(llm_server, realtools_url
         two = ChatClient(llm_server.base_url, llm_server.model, cache_dir=None, replica_urls=[second.base_url])
         assert two.parallelism == 2
         simulate(two, tools, cfg, out_dir=tmp_path / "two", progress=False)
-        assert two.stats.server_calls == one.stats.server_calls
         assert sorted(two.stats.server_calls_by_replica) == [0, 1]   # both servers did work
-    for split in ("train", "eval", "rejects"):
-        a, b = load_split(tmp_path / "one", split), load_split(tmp_path / "two", split)
-        strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-        assert strip(a) == strip(b), split
+
+    def layout(run: str) -> dict:
+        rows = {s: load_split(tmp_path / run, s) for s in ("train", "eval", "rejects")}
+        _, eval_tools = split_tools([t["Name"] for t in tools], cfg.n_eval_tools, cfg.seed)
+        return {"ids": sorted(r["id"] for rs in rows.values() for r in rs),
+                "tool-level split": all((r["tool"] in eval_tools) == (split == "eval")
+                                        for split in ("train", "eval") for r in rows[split]),
+                "ordered": all([r["id"] for r in rs] == sorted((r["id"] for r in rs),
+                                                            key=lambda i: [t["Name"] for t in tools].index(
+                                                                i.split(":")[0]))
+                               for rs in rows.values())}
+
+    assert layout("one") == layout("two")
+    assert layout("two")["ordered"] and layout("two")["tool-level split"] and len(layout("two")["ids"]) == 3
+    for run in ("one", "two"):   # per-instance token counts are the worker's own, never the other's
+        rows = [r for s in ("train", "eval", "rejects") for r in load_split(tmp_path / run, s)]
+        assert all(r["tokens"]["completion"] < 400 for r in rows)
