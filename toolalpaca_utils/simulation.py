@@ -141,6 +141,10 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             return
         share = (_tokens(client) - start) // max(1, k)  # instruction tokens, split over the k instances
         kept, _ = dedupe(texts, cfg.dedupe_threshold)
+        for iid in ids[len(texts):]:  # the user agent wrote fewer requests than asked: say so, never drop
+            if iid not in done:
+                yield _instance(tool, iid, "", cfg, None, f"user agent wrote {len(texts)} of {k} instructions",
+                                split, 0, 0.0)
         for iid, text in zip(ids, texts):
             if iid in done:
                 continue
@@ -303,7 +307,7 @@ def _reason_group(reason: str | None) -> str:
     """Drop reasons without their instance-specific detail, for counting."""
     if not reason:
         return "kept"
-    for prefix in ("llm error", "user agent failed", "instruction misses", "instruction"):
+    for prefix in ("llm error", "user agent failed", "user agent wrote", "instruction misses", "instruction"):
         if reason.startswith(prefix):
             return prefix if prefix != "instruction" else reason.split(",")[0]
     return reason
