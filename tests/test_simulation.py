@@ -285,3 +285,14 @@ def test_two_replicas_in_parallel_give_the_same_corpus(llm_server, realtools_url
     for run in ("one", "two"):   # per-instance token counts are the worker's own, never the other's
         rows = [r for s in ("train", "eval", "rejects") for r in load_split(tmp_path / run, s)]
         assert all(r["tokens"]["completion"] < 400 for r in rows)
+
+
+def test_plot_corpus_survives_an_empty_panel(tmp_path):
+    """Nothing dropped: the drop-reason panel says "none" instead of failing to plot."""
+    import pandas as pd
+
+    from toolalpaca_utils.simulation import plot_corpus
+
+    frame = pd.DataFrame([{"kept": True, "drop_reason": None, "n_steps": 2, "tool": "A", "functions": ["f"]}])
+    fig = plot_corpus(frame)
+    assert fig.axes[0].texts[0].get_text() == "none" and len(fig.axes) == 3

@@ -331,6 +331,27 @@ def corpus_frame(out_dir: str | Path):
     return pd.DataFrame(rows)
 
 
+def plot_corpus(frame):
+    """Drop reasons, steps per accepted instance and distinct functions per tool, side by side
+    (``frame``: :func:`corpus_frame`). An empty panel (e.g. nothing was dropped) says "none"."""
+    import matplotlib.pyplot as plt
+
+    kept = frame[frame.kept]
+    panels = [("drop reasons", frame[~frame.kept].drop_reason.value_counts().sort_values(), "barh"),
+              ("steps per accepted instance", kept.n_steps.value_counts().sort_index(), "bar"),
+              ("distinct functions used per tool",
+               kept.groupby("tool").functions.apply(lambda f: len(set(sum(f, [])))).value_counts().sort_index(), "bar")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (title, counts, kind) in zip(axes, panels):
+        if len(counts):
+            getattr(counts.plot, kind)(ax=ax, title=title)
+        else:
+            ax.set_title(title)
+            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    return fig
+
+
 def render_trajectory(inst: dict) -> str:
     """An instance as readable markdown."""
     lines = [f"**{inst['tool']}** — {inst['instruction']}", ""]
