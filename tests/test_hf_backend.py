@@ -90,3 +90,55 @@ def test_lora_adapter_loads_and_changes_the_model(base, tmp_path):
         tuned_logits = tuned.model(**enc).logits
     assert not torch.allclose(base_logits, tuned_logits)
     assert len(tuned.chat_batch(CHATS[:2], max_tokens=6)) == 2
+
+
+def _prefix_tokens_encoded(model, chats, **gen):
+    """Generate for ``chats`` and count the prompt tokens read while encoding prefixes (the
+    batch-of-one forward passes), next to the texts."""
+    seen = []
+
+    def hook(_module, args, kwargs):
+        ids = kwargs.get("input_ids")
+        if ids is not None and ids.shape[0] == 1 and ids.shape[1] > 1:
+            seen.append(ids.shape[1])
+
+    handle = model.model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        texts = [r.text for r in model.chat_batch(chats, **gen)]
+    finally:
+        handle.remove()
+    return texts, sum(seen)
+
+
+def test_prefix_cache_reuses_encoded_prefixes_across_calls(base):
+    """The next step of the same chats reads only what is new, and answers exactly as a model
+    without the cache does."""
+    base.clear_prefix_cache()
+    first = base.chat_batch(SAME_TOOL + CHATS[:1], max_tokens=8)
+    follow = [c + [{"role": "assistant", "content": r.text}, {"role": "user", "content": "And tomorrow?"}]
+              for c, r in zip(SAME_TOOL + CHATS[:1], first)]
+    cached, read_cached = _prefix_tokens_encoded(base, follow, max_tokens=12)
+    saved = base.prefix_cache_tokens
+    base.prefix_cache_tokens = 0
+    base.clear_prefix_cache()
+    try:
+        fresh, read_fresh = _prefix_tokens_encoded(base, follow, max_tokens=12)
+    finally:
+        base.prefix_cache_tokens = saved
+    assert cached == fresh
+    assert 0 < read_cached < read_fresh / 2
+
+
+def test_preallocated_cache_layer_grows_past_its_capacity():
+    import torch
+
+    from toolalpaca_utils.llm.hf import _preallocated_layer
+
+    k = torch.randn(2, 3, 4, 8)
+    layer = _preallocated_layer(k, k + 1, capacity=5)
+    for step in range(3):
+        new = torch.full((2, 3, 1, 8), float(step))
+        keys, values = layer.update(new, new)
+    assert keys.shape == (2, 3, 7, 8) and layer.get_seq_length() == 7
+    assert torch.equal(keys[:, :, :4], k) and torch.equal(values[:, :, :4], k + 1)
+    assert torch.equal(keys[:, :, 4:, 0], torch.tensor([0.0, 1.0, 2.0]).expand(2, 3, 3))

@@ -139,6 +139,18 @@ def test_batched_driver_matches_the_sequential_one(texts):
     assert seq.stop_reason == batched.stop_reason
 
 
+def test_a_repeated_invalid_reply_ends_the_episode():
+    """A model that answers the corrective observation with the very same unusable text is
+    looping; the episode stops there, with that reason, instead of spending its last steps."""
+    rambling = "The weather in Oslo is usually cold in winter."
+    traj = run_assistant(ScriptedModel([rambling]), weather_record(), "Weather in Oslo?", fake_executor,
+                         mode="free", max_steps=3)
+    assert len(traj.steps) == 2 and traj.stop_reason == "repeated the same invalid reply"
+    varied = run_assistant(ScriptedModel([rambling, rambling + " Or not.", rambling]), weather_record(),
+                           "Weather in Oslo?", fake_executor, mode="free", max_steps=3)
+    assert len(varied.steps) == 3  # different invalid replies each get their turn (and count as errors)
+
+
 def test_simulated_executor_turns_garbage_into_a_recorded_failure():
     obs = SimulatedExecutor(ScriptedModel(["not json at all"]))(weather_record(), "getWeather", {"city": "Oslo"})
     assert obs.status is None and obs.error.startswith("executor")

@@ -488,6 +488,10 @@ class Episode:
             if self.errors >= MAX_ERRORS:
                 self._stop("too many errors")
                 return
+            if parsed.kind == "invalid" and i and self.traj.steps[i - 1].raw == raw:
+                # the same unusable reply after being told what is wrong: a greedy model is looping
+                self._stop("repeated the same invalid reply")
+                return
         if self.succeeded and self.answer_after_success:
             self.final_pending = True
         elif len(self.traj.steps) >= self.max_steps:

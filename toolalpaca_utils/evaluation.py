@@ -50,14 +50,15 @@ def items_from_real(base_url: str) -> tuple[list[EvalItem], dict[str, dict]]:
     return items, records
 
 
-def spread_over_tools(items: Sequence[EvalItem], n: int | None) -> list[EvalItem]:
+def spread_over_tools(items: Sequence, n: int | None) -> list:
     """At most ``n`` items taken round-robin over the tools (file order within a tool), so a cap
-    keeps every tool in the set instead of the first few; ``n`` 0/None keeps all."""
+    keeps every tool in the set instead of the first few; ``n`` 0/None keeps all. Items are
+    EvalItems or result rows (dicts with a "tool")."""
     if not n or n >= len(items):
         return list(items)
-    by_tool: dict[str, list[EvalItem]] = {}
+    by_tool: dict[str, list] = {}
     for it in items:
-        by_tool.setdefault(it.tool, []).append(it)
+        by_tool.setdefault(it["tool"] if isinstance(it, dict) else it.tool, []).append(it)
     picked: list[EvalItem] = []
     for rank in range(max(len(v) for v in by_tool.values())):
         for group in by_tool.values():
@@ -247,13 +248,14 @@ JUDGE_SCHEMA = {
 def judge_prompt(row: dict, record: dict) -> list[dict]:
     """The reference's protocol: documentation, instruction, golden steps, the trajectory;
     two questions, each Yes / No / Uncertain."""
-    steps = "\n".join(f"{s['text']}\nObservation: {s['observation'][:300]}" for s in row["steps"]) or "(no steps)"
+    # bounded: the judge reads the whole prompt for every verdict (about 500 tokens here)
+    steps = "\n".join(f"{s['text'][:300]}\nObservation: {s['observation'][:200]}" for s in row["steps"]) or "(no steps)"
     final = (row.get("final") or {}).get("answer", "(no final answer)")
     golden = "\n".join(f"{g['Action']} {g['Action_Input']}" for g in row["golden"])
     return [
         {"role": "system", "content": "You grade how an AI assistant used an API. Answer as JSON."},
         {"role": "user", "content": (
-            f"API documentation:\n{record.get('NLDocumentation', '')[:1500]}\n\nUser request: {row['instruction']}\n\n"
+            f"API documentation:\n{record.get('NLDocumentation', '')[:800]}\n\nUser request: {row['instruction']}\n\n"
             f"Reference solution (the calls a correct solution makes):\n{golden}\n\n"
             f"The assistant's steps:\n{steps}\nFinal answer: {final}\n\n"
             "process: did the assistant make the calls the request needs, with the right arguments? "
