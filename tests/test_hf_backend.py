@@ -142,3 +142,14 @@ def test_preallocated_cache_layer_grows_past_its_capacity():
     assert keys.shape == (2, 3, 7, 8) and layer.get_seq_length() == 7
     assert torch.equal(keys[:, :, :4], k) and torch.equal(values[:, :, :4], k + 1)
     assert torch.equal(keys[:, :, 4:, 0], torch.tensor([0.0, 1.0, 2.0]).expand(2, 3, 3))
+
+
+def test_rows_that_end_early_leave_the_batch_without_changing_the_others(base):
+    """One row meets its stop string after a few tokens and leaves the batch; the rows that go on
+    (and the one that stopped) read exactly what each reads alone."""
+    chats = [[{"role": "user", "content": "Count from 1 to 30 separated by commas."}], CHATS[0], SAME_TOOL[1]]
+    batch = base.chat_batch(chats, max_tokens=24, stop=["4"])
+    alone = [base.chat(c, max_tokens=24, stop=["4"]) for c in chats]
+    assert [r.text for r in batch] == [r.text for r in alone]
+    assert [r.completion_tokens for r in batch] == [r.completion_tokens for r in alone]
+    assert batch[0].finish_reason == "stop" and batch[0].completion_tokens < 24

@@ -15,8 +15,9 @@ from typing import Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-# the benchmarks `make bench` runs, in page order (name of the JSON file without .json)
-BENCHMARKS = ("simulation_yield", "training_throughput", "eval_throughput")
+# the page's benchmarks, in order (name of the JSON file without .json): `make bench` runs the
+# first three; strategy_student needs a simulation corpus and runs on its own (about 20 minutes)
+BENCHMARKS = ("simulation_yield", "training_throughput", "eval_throughput", "strategy_student")
 
 
 def benchmark_summary(*, title: str, measure: str, baseline: str, baseline_value: float,
@@ -94,7 +95,9 @@ def render_page(summaries: dict[str, dict | None], timings_table: Sequence[str],
              "Each benchmark runs the reference way of doing a step and ours side by side, in one",
              "invocation, on the same data and model, and prints both figures and their ratio; the",
              "table shows the JSON the scripts last wrote to `benchmarks/results/` (`make bench`",
-             "reruns all three). Absolute figures move with the machine's load; the ratio is the result.",
+             "reruns the three speed benchmarks; the student-by-strategy comparison needs notebook 02's",
+             "corpus: `python benchmarks/strategy_student.py --profile cpu`). Absolute figures move with",
+             "the machine's load; the ratio is the result.",
              "",
              "| benchmark | measure | reference way | ours | ratio | target | measured (UTC) |",
              "|---|---|---|---|---:|---:|---|"]

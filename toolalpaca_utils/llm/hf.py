@@ -207,50 +207,95 @@ class LocalChatModel:
     ) -> list[ChatResult]:
         """One batch of already-rendered prompts.
 
-        Decoding a 135M model on a CPU is bound by reading the weights, so a bigger batch costs
-        almost nothing per step; reading the prompts is bound by compute, so no token should be
-        read twice. Hence: rows that share a prefix (one tool's documentation) form a group whose
+        A decoding step reads the weights once for the whole batch, and every live row's cache;
+        reading the prompts is bound by compute, so no token should be read twice. Hence: rows that share a prefix (one tool's documentation) form a group whose
         prefix is encoded once (a lone row: its whole prompt but the last token); the groups' key/
         value caches are left-padded to one length and stacked; the rows then continue with
         ``[padding][own suffix]``. Padding is masked and positions count real tokens only, so
-        each row computes what it would alone (tested). ``min_shared_prefix`` 0: plain left padding."""
+        each row computes what it would alone (tested). Prefixes are kept between calls
+        (:meth:`_encode_prefix`), and a row that has ended leaves the batch (:meth:`_decode`).
+        ``min_shared_prefix`` 0: plain left padding."""
         torch = self._torch
         torch.manual_seed(seed)
         rows = [self.tokenizer(p, add_special_tokens=False)["input_ids"][-self.max_input_tokens:] for p in prompts]
         pad = self.tokenizer.pad_token_id
-        gen_kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": pad}
-        if temperature and temperature > 0:
-            gen_kwargs.update(do_sample=True, temperature=temperature)
-        else:
-            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if stop:
-            gen_kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
         start = time.perf_counter()
         with torch.inference_mode():
             if self.min_shared_prefix:
                 input_ids, mask, cache = self._prefix_cached_batch(rows, extra_tokens=max_tokens)
-                gen_kwargs["past_key_values"] = cache
             else:
+                from transformers import DynamicCache
+
                 width = max(len(r) for r in rows)
                 input_ids = [[pad] * (width - len(r)) + r for r in rows]
                 mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+                cache = DynamicCache()
             input_ids = torch.tensor(input_ids, device=self.device)
             mask = torch.tensor(mask, device=self.device)
-            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **gen_kwargs)
+            generated, stopped = self._decode(input_ids, mask, cache, max_tokens=max_tokens,
+                                              temperature=temperature, stop=list(stop or ()))
         seconds = time.perf_counter() - start
-        new_tokens = out[:, input_ids.shape[1]:]
         results = []
-        eos = {self.tokenizer.eos_token_id, pad}
-        for row, prompt in zip(new_tokens.tolist(), rows):
-            n = next((k for k, t in enumerate(row) if t in eos), len(row))
-            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
-            finish = "stop" if n < len(row) else "length"
+        for tokens, ended, prompt in zip(generated, stopped, rows):
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            finish = "stop" if ended else "length"
             for s in stop or ():
                 if s in text:
                     text, finish = text[: text.index(s)], "stop"
             results.append(ChatResult(text=text, finish_reason=finish, prompt_tokens=len(prompt),
-                                      completion_tokens=n, seconds=seconds / len(prompts)))
+                                      completion_tokens=len(tokens), seconds=seconds / len(prompts)))
         return results
+
+    def _decode(self, input_ids, mask, cache, *, max_tokens: int, temperature: float, stop: list[str]):
+        """Token by token until every row has ended (end of turn, a stop string, ``max_tokens``);
+        a row that has ended leaves the batch at once. (HF ``generate`` keeps computing finished
+        rows until the last one ends: one rambling row kept a whole batch busy.) Positions count
+        the real tokens of each row (the mask), so padding anywhere changes nothing."""
+        torch = self._torch
+        eos = self._end_ids()
+        n = input_ids.shape[0]
+        generated: list[list[int]] = [[] for _ in range(n)]
+        stopped = [False] * n
+        alive = list(range(n))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        past = cache.get_seq_length()
+        feed, feed_positions, last = input_ids[:, past:], positions[:, past:], positions[:, -1]
+        tail = max(map(len, stop), default=0) + 2  # tokens enough to hold any stop string
+        for step in range(max_tokens):
+            logits = self.model(input_ids=feed, attention_mask=mask, position_ids=feed_positions,
+                                past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+            if temperature and temperature > 0:
+                nxt = torch.multinomial(torch.softmax(logits.float() / temperature, dim=-1), 1)[:, 0]
+            else:
+                nxt = logits.argmax(-1)
+            keep = []
+            for j, (row, token) in enumerate(zip(alive, nxt.tolist())):
+                if token in eos:
+                    stopped[row] = True
+                    continue
+                generated[row].append(token)
+                if stop and any(s in self.tokenizer.decode(generated[row][-tail:]) for s in stop):
+                    stopped[row] = True
+                    continue
+                keep.append(j)
+            if not keep or step == max_tokens - 1:
+                break
+            if len(keep) < len(alive):
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                alive = [alive[j] for j in keep]
+                mask, nxt, last = mask[index], nxt[index], last[index]
+            mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
+            last = last + 1
+            feed, feed_positions = nxt[:, None], last[:, None]
+        return generated, stopped
+
+    def _end_ids(self) -> set[int]:
+        """Token ids that end a turn: the tokenizer's and the generation config's end tokens."""
+        ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+        return {i for i in ids if i is not None}
 
     def _prefix_groups(self, rows: list[list[int]]) -> list[tuple[list[int], int]]:
         """(row indices, prefix length) per group of rows sharing >= ``min_shared_prefix`` tokens."""
@@ -374,6 +419,10 @@ def _preallocated_layer_class():
             self._n = n + m
             self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
             return self.keys, self.values
+
+        def batch_select_indices(self, indices):
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
 
     return PreallocatedLayer
 
