@@ -29,7 +29,7 @@ from toolalpaca_utils.performance import benchmark_summary
 from toolalpaca_utils.profiles import load_profile
 from toolalpaca_utils.realtools import serve_realtools
 from toolalpaca_utils.runs import require_stage, stage_dir
-from toolalpaca_utils.simulation import STRATEGIES, SimulationConfig, simulate
+from toolalpaca_utils.simulation import STRATEGIES, SimulationConfig, simulate, summarise
 from toolalpaca_utils.training import TrainConfig, profile_parameters
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -62,18 +62,28 @@ def main() -> dict:
                                               replicas=common.get("teacher_replicas", 1)) as teacher:
         # the other strategy on the same training tools; every instance lands in its train split
         cfg = SimulationConfig(**{**base_cfg.__dict__, "strategy": other, "n_eval_tools": 0})
-        sim_start = time.perf_counter()
         result = simulate(teacher, [records[t] for t in train_tools], cfg, out_dir=out_dir / other / "corpus")
-        sim_seconds = time.perf_counter() - sim_start
         train[other] = load_split(out_dir / other / "corpus", "train")
         yields = {other: {"accepted": result.accepted, "instances": sum(result.counts.values()),
                           "accepted_per_1k_tokens": round(result.yield_per_1k_tokens(), 2),
-                          "drop_reasons": result.drop_reasons, "seconds": round(sim_seconds, 1)}}
+                          "drop_reasons": result.drop_reasons,
+                          # summed over instances, so a resumed run still reports the whole simulation
+                          "instance_seconds": round(summarise(out_dir / other / "corpus").seconds, 1)}}
 
         n = min(len(v) for v in train.values())
-        if n == 0:
-            raise SystemExit(f"no accepted training instances for {min(train, key=lambda k: len(train[k]))}: "
-                             "nothing to compare")
+        if n == 0:  # one strategy kept nothing: there is no student to train on it
+            counts = {k: len(v) for k, v in train.items()}
+            empty = min(counts, key=counts.get)
+            summary = benchmark_summary(
+                title="student by instruction strategy",
+                measure="accepted training instances, same tools and requests per tool",
+                baseline=f"{REFERENCE} corpus", baseline_value=counts[REFERENCE],
+                ours="call-first corpus", ours_value=counts["call-first"], target_ratio=1.0,
+                note=f"the {empty} corpus has no accepted instance, so no student could be trained on it")
+            return _write({"benchmark": "strategy_student", "profile": args.profile, "instances_per_corpus": 0,
+                           "train_tools": len(train_tools), "accepted_train": counts,
+                           "simulation_of_other_strategy": yields, "summary": summary,
+                           "minutes": round((time.perf_counter() - started) / 60, 1)})
         params = {**profile_parameters(args.profile), "eval_fraction": 0.0, "grad_accum": 1}
         params.pop("unseen_eval", None)
         epochs = float(params.pop("epochs", 1))
@@ -113,6 +123,11 @@ def main() -> dict:
         note=f"{n} training instances each over the same {len(train_tools)} tools, {params['max_steps']} steps; "
              f"{len(eval_sets['simulated'][0])} simulated + {len(eval_sets['real'][0])} real unseen items")
     print(f"API match, mean of both sets: {REFERENCE} {api(REFERENCE):.1f} vs call-first {api('call-first'):.1f}")
+    return _write(out)
+
+
+def _write(out: dict) -> dict:
+    print(json.dumps({k: v for k, v in out.items() if k not in ("rows", "summary")}, indent=1))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "strategy_student.json").write_text(json.dumps(out, indent=1))
     return out

@@ -256,6 +256,26 @@ def test_distillation_keeps_grounded_successes_and_says_why_it_drops(record):
     assert ex["golden"] == [{"Action": "searchBooks", "Action_Input": '{"query": "Find books a"}'}]
 
 
+def test_an_ungrounded_answer_can_be_rewritten_from_the_observation(record):
+    """With answer_from_observation the right call is kept, its answer written from the response
+    (and marked), and the rewritten answer passes the grounding check it failed."""
+    ungrounded = {**trial_row("ShelfSearch", 0, 3, "Find books about crows"),
+                  "final": {"text": "Final Answer: There are many.", "answer": "There are many."}}
+    failed = trial_row("ShelfSearch", 0, 2, "Find books about owls", ok=False)
+    res = ste.distill([ungrounded, failed], [record], cfg=ste.DistillConfig(answer_from_observation=True))
+    (ex,) = res.examples
+    assert ex["answer_source"] == "observation" and ex["final"]["replaced"] == "There are many."
+    assert ex["final"]["answer"] == "The service returned title: Dune; total: 1."
+    assert ex["final"]["text"].endswith("Final Answer: The service returned title: Dune; total: 1.")
+    assert ste.grounding_tokens(ex["final"]["answer"], ex["steps"][0]["observation"], ex["instruction"],
+                                json.loads(ex["steps"][0]["action_input"]))
+    assert res.counts["answers_from_observation"] == 1
+    assert [d["reason"] for d in res.dropped] == ["no successful (2xx) call"]  # a failed call is still dropped
+    assert ste.observation_answer("Status Code: 200. Response: plain text") == "The service returned: plain text"
+    assert ste.observation_answer('Status Code: 200. Response: {"ok": true, "items": []}') == \
+        "The service returned ok: yes; items: none."
+
+
 def test_a_tool_name_that_is_an_ordinary_word_may_appear_in_a_request():
     jokes = {"Name": "Jokes", "Function_Projection": {"getRandomJoke": ["/jokes/random", "GET"]}}
     units = {"Name": "UnitConverter", "Function_Projection": {"convertUnits": ["/units/convert", "GET"]}}

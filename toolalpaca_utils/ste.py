@@ -579,6 +579,7 @@ class DistillConfig:
     """Parameters of :func:`distill`."""
 
     grounding_check: bool = True            # the answer shares a salient token/number with the observation
+    answer_from_observation: bool = False   # an ungrounded answer is rewritten from the observation, not dropped
     match_imagined: bool = True             # call-first: the call is of the function the request was imagined for
     judge: bool = False                     # also ask an LLM judge (informative, faithful, appropriate)
     paraphrases_per_query: int = 2          # at most this many paraphrases per kept request
@@ -658,6 +659,31 @@ def observation_values(observation: str) -> str:
 
     walk(value)
     return " ".join(out)
+
+
+def observation_answer(observation: str, max_chars: int = 200) -> str:
+    """A plain final answer made of what a call returned ("The service returned country name:
+    Germany; total: 0; holidays: none."), for a trial whose own answer is not grounded."""
+    text = observation.split("Response:", 1)[1] if "Response:" in observation else observation
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text.strip())
+    except (json.JSONDecodeError, ValueError):
+        return _clip("The service returned: " + " ".join(text.split()), max_chars)
+    pairs: list[str] = []
+
+    def walk(v, key: str) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, str(k))
+        elif isinstance(v, list) and v:
+            for x in v[:3]:
+                walk(x, key)
+        elif v is not None:
+            shown = "none" if v == [] else ("yes" if v is True else "no" if v is False else str(v))
+            pairs.append(f"{key.replace('_', ' ')}: {shown}" if key else shown)
+
+    walk(value, "")
+    return _clip("The service returned " + ("; ".join(pairs) or "nothing") + ".", max_chars)
 
 
 def grounding_tokens(answer: str, observation: str, query: str = "", args: Any = None) -> set[str]:
@@ -844,8 +870,16 @@ def distill(rows: Sequence[dict], records: dict[str, dict] | Sequence[dict], *, 
         step = inst["steps"][0]
         if cfg.grounding_check and not grounding_tokens(inst["final"]["answer"], step["observation"], inst["instruction"],
                                                         json.loads(step["action_input"])):
-            drop(row["id"], row["tool"], row["query"], "answer not grounded in the observation")
-            continue
+            if not cfg.answer_from_observation:
+                drop(row["id"], row["tool"], row["query"], "answer not grounded in the observation")
+                continue
+            # a weak explorer makes the right call and then writes an answer unrelated to the response;
+            # the call is worth learning, so the answer is written from the response (and marked so)
+            answer = observation_answer(step["observation"])
+            inst["final"] = {"text": format_final("The response answers the request.", answer), "answer": answer,
+                             "replaced": inst["final"]["answer"]}
+            inst["answer_source"] = "observation"
+            counts["answers_from_observation"] = counts.get("answers_from_observation", 0) + 1
         _, n_eval = dedupe([inst["instruction"]], cfg.dedupe_threshold, against=eval_instructions)
         if n_eval:
             drop(row["id"], row["tool"], row["query"], "near-duplicate of an evaluation request")
