@@ -91,6 +91,17 @@ def test_lora_adapter_loads_and_changes_the_model(base, tmp_path):
     assert not torch.allclose(base_logits, tuned_logits)
     assert len(tuned.chat_batch(CHATS[:2], max_tokens=6)) == 2
 
+    # the adapter merged into a checkpoint computes what base + adapter computes, and is written once
+    from toolalpaca_utils.llm.hf import merged_checkpoint
+
+    path = merged_checkpoint("smollm2-135m-instruct", adapter_dir, tmp_path / "merged")
+    merged = LocalChatModel(path, dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.allclose(merged.model(**enc).logits, tuned_logits, atol=2e-3)  # merged weights round differently
+    written = (tmp_path / "merged" / "config.json").stat().st_mtime_ns
+    assert merged_checkpoint("smollm2-135m-instruct", adapter_dir, tmp_path / "merged") == path
+    assert (tmp_path / "merged" / "config.json").stat().st_mtime_ns == written
+
 
 def _prefix_tokens_encoded(model, chats, **gen):
     """Generate for ``chats`` and count the prompt tokens read while encoding prefixes (the

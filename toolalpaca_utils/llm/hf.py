@@ -97,6 +97,34 @@ def load_model_and_tokenizer(model: str = DEFAULT_MODEL, *, device: str | None =
     return lm.to(device), tokenizer
 
 
+def merged_checkpoint(model: str, adapter: str | Path, out_dir: str | Path) -> str:
+    """A transformers checkpoint of ``model`` with the LoRA ``adapter`` merged into its weights,
+    written once to ``out_dir`` (rewritten when the adapter changes); its path serves wherever a
+    model name does (a student to evaluate, a base to fine-tune further)."""
+    import hashlib
+
+    import torch
+    from peft import PeftModel
+
+    out_dir, adapter = Path(out_dir), Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{adapter} holds no LoRA adapter (adapter_config.json)")
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(adapter.glob("adapter_*")))).hexdigest()
+    stamp = out_dir / "merged_from.txt"
+    if stamp.is_file() and stamp.read_text().split() == [model, digest]:
+        return str(out_dir)
+    lm, tokenizer = load_model_and_tokenizer(model, device="cpu", dtype=torch.float32)
+    merged = PeftModel.from_pretrained(lm, str(adapter)).merge_and_unload()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
+    merged.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "merged_from.txt").write_text(f"{model} {digest}\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.rename(tmp, out_dir)
+    return str(out_dir)
+
+
 class LocalChatModel:
     """Batched chat generation with a local transformers model (+ optional peft adapter)."""
 
