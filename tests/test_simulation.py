@@ -151,6 +151,17 @@ def test_a_repeated_invalid_reply_ends_the_episode():
     assert len(varied.steps) == 3  # different invalid replies each get their turn (and count as errors)
 
 
+def test_user_agent_tops_up_a_short_list_one_request_at_a_time():
+    from toolalpaca_utils.agents import write_instructions
+
+    model = ScriptedModel(["1. What is the weather in Oslo today?", "2. Is it raining in Lima right now?",
+                           'Request: "Will it snow in Bern on 3 March 2025?"\nThat is my request.'])
+    texts = write_instructions(model, weather_record(), 3)
+    assert texts == ["What is the weather in Oslo today?", "Is it raining in Lima right now?",
+                     "Will it snow in Bern on 3 March 2025?"]
+    assert model.n == 3  # the list, then one call per missing request
+
+
 def test_simulated_executor_turns_garbage_into_a_recorded_failure():
     obs = SimulatedExecutor(ScriptedModel(["not json at all"]))(weather_record(), "getWeather", {"city": "Oslo"})
     assert obs.status is None and obs.error.startswith("executor")

@@ -61,7 +61,28 @@ def write_instructions(client: ChatModel, record: dict, k: int, *, seed: int = 0
             "Example of the style: 1. What will the weather be like in Lisbon on 12 May 2025?")},
     ]
     result = client.chat(messages, temperature=temperature, seed=seed, max_tokens=45 * k + 20)
-    return parse_numbered_list(result.text, max_chars)[:k]
+    texts = parse_numbered_list(result.text, max_chars)[:k]
+    for extra in range(k - len(texts)):  # a small model often stops after one or two items: ask for one at a time
+        one = client.chat(_one_more_request(record, texts), temperature=temperature, seed=seed + 1 + extra,
+                          max_tokens=60)
+        line = next((ln for ln in one.text.splitlines() if ln.strip()), "")
+        line = re.sub(r"^\s*(?:\d+[.)]|[-*•]|request:)\s*", "", line, flags=re.I).strip().strip('"').strip()
+        if line:
+            texts.append(line[:max_chars])
+    return texts
+
+
+def _one_more_request(record: dict, written: Sequence[str]) -> list[dict]:
+    others = "".join(f"\n- {t}" for t in written)
+    return [
+        {"role": "system", "content": "You write realistic requests that people send to an assistant."},
+        {"role": "user", "content": (
+            f"The assistant can use the {record['Name']} API: {record.get('Description', '')}\n"
+            f"It can:\n{_function_list(record)}\n\n"
+            "Write one request a user might send that this API can answer: one full sentence with concrete values "
+            "(names, places, dates, numbers). Do not name the API or its functions. Do not use placeholders."
+            + (f" Ask something different from:{others}" if written else "") + "\nReply with the request only.")},
+    ]
 
 
 def parse_numbered_list(text: str, max_chars: int = 200) -> list[str]:

@@ -40,7 +40,8 @@ class SimulationConfig:
     max_kept_steps: int = 5            # longer trajectories are dropped, as in the reference
     n_eval_tools: int = 2
     allow_error_steps: bool = False    # keep trajectories that recovered from an invalid call
-    answer_after_success: bool | None = None  # None: True for call-first (one call is the task)
+    answer_after_success: bool | None = None  # None: True (a weak assistant rarely ends on its own); False
+                                              # lets instruction-first chain calls before answering
     template_fallback: bool = True     # call-first: a code-written request when the agent's loses a value
     dedupe_threshold: float = 0.85
     step_tokens: int = 120
@@ -156,7 +157,7 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             t1, before = time.perf_counter(), _tokens(client)
             traj = run_assistant(client, record, text, executor, mode=cfg.mode, max_steps=cfg.max_steps,
                                  seed=seed + 17, step_tokens=cfg.step_tokens,
-                                 answer_after_success=bool(cfg.answer_after_success))
+                                 answer_after_success=cfg.answer_after_success is not False)
             yield _instance(tool, iid, text, cfg, traj, judge(traj, cfg), split,
                             share + _tokens(client) - before, time.perf_counter() - t1 + (t1 - t0) / k)
         return
