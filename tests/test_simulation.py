@@ -151,6 +151,19 @@ def test_a_repeated_invalid_reply_ends_the_episode():
     assert len(varied.steps) == 3  # different invalid replies each get their turn (and count as errors)
 
 
+def test_after_the_answer_nudge_plain_prose_is_the_answer_in_free_mode():
+    forced = ("getWeather", {"city": "Oslo"})
+    ok = Observation(200, 'Status Code: 200. Response: {"temp": 3}')
+    traj = run_assistant(ScriptedModel(["It is 3 degrees in Oslo right now."]), weather_record(), "Weather in Oslo?",
+                         lambda *a, **k: ok, mode="free", forced_first=forced, answer_after_success=True)
+    assert traj.stop_reason == "final answer" and traj.final["answer"] == "It is 3 degrees in Oslo right now."
+    assert traj.final["text"].endswith("Final Answer: It is 3 degrees in Oslo right now.")
+    again = run_assistant(ScriptedModel(['Thought: more\nAction: getWeather\nAction Input: {"city": "Bergen"}']),
+                          weather_record(), "Weather in Oslo?", lambda *a, **k: ok, mode="free", forced_first=forced,
+                          answer_after_success=True)
+    assert again.final is None  # a reply that calls a tool again is not an answer
+
+
 def test_user_agent_tops_up_a_short_list_one_request_at_a_time():
     from toolalpaca_utils.agents import write_instructions
 

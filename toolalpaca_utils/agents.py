@@ -20,7 +20,7 @@ import httpx
 from .llm import LLMError, parse_json_output
 from .openapi import describe_function, function_schemas, record_spec, response_schema, validate_arguments
 from .react import (
-    GET_DETAILS, GET_DETAILS_SCHEMA, ParsedStep, build_messages, format_action, parse_step,
+    GET_DETAILS, GET_DETAILS_SCHEMA, ParsedStep, build_messages, format_action, format_final, parse_step,
     step_from_json, step_schema,
 )
 
@@ -466,6 +466,8 @@ class Episode:
             else:
                 text, parsed = raw.strip(), parse_step(raw)
         if self.final_pending:
+            if parsed.kind == "invalid" and self.mode == "free":
+                parsed, text = _prose_answer(raw) or (parsed, text)
             if parsed.kind == "final":
                 self._finish(text, parsed)
             else:
@@ -525,6 +527,16 @@ class Episode:
     def _stop(self, reason: str) -> None:
         self.traj.stop_reason = reason
         self.done = True
+
+
+def _prose_answer(raw: str) -> tuple[ParsedStep, str] | None:
+    """Asked for the answer, a free-text model often writes it as plain prose, without the
+    "Final Answer:" label: that prose is the answer (a reply that still calls a tool is not)."""
+    body = re.sub(r"^\s*Thought:\s*", "", raw.strip())
+    if not body or re.search(r"\bAction( Input)?\s*:|Observation:", body):
+        return None
+    answer = " ".join(body.split())[:400]
+    return ParsedStep("final", "I now know the answer.", final_answer=answer), format_final("I now know the answer.", answer)
 
 
 def drive(client: ChatModel, episode: Episode) -> Trajectory:
