@@ -535,8 +535,8 @@ def _prose_answer(raw: str) -> tuple[ParsedStep, str] | None:
     body = re.sub(r"^\s*Thought:\s*", "", raw.strip())
     if not body or re.search(r"\bAction( Input)?\s*:|Observation:", body):
         return None
-    answer = " ".join(body.split())[:400]
-    return ParsedStep("final", "I now know the answer.", final_answer=answer), format_final("I now know the answer.", answer)
+    answer, thought = " ".join(body.split())[:400], "I now know the answer."
+    return ParsedStep("final", thought, final_answer=answer), format_final(thought, answer)
 
 
 def drive(client: ChatModel, episode: Episode) -> Trajectory:

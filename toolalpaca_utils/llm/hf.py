@@ -236,9 +236,10 @@ class LocalChatModel:
         """One batch of already-rendered prompts.
 
         A decoding step reads the weights once for the whole batch, and every live row's cache;
-        reading the prompts is bound by compute, so no token should be read twice. Hence: rows that share a prefix (one tool's documentation) form a group whose
-        prefix is encoded once (a lone row: its whole prompt but the last token); the groups' key/
-        value caches are left-padded to one length and stacked; the rows then continue with
+        reading the prompts is bound by compute, so no token should be read twice. Hence: rows
+        that share a prefix (one tool's documentation) form a group whose prefix is encoded once
+        (a lone row: its whole prompt but the last token); the groups' key/value caches are
+        left-padded to one length and stacked; the rows then continue with
         ``[padding][own suffix]``. Padding is masked and positions count real tokens only, so
         each row computes what it would alone (tested). Prefixes are kept between calls
         (:meth:`_encode_prefix`), and a row that has ended leaves the batch (:meth:`_decode`).
