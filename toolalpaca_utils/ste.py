@@ -47,7 +47,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from .agents import (Episode, HttpExecutor, dedupe, drive, instruction_problems, missing_values, normalise,
                      parse_numbered_list, template_instruction)
@@ -635,54 +635,58 @@ def salient_tokens(text: str, *, expand_numbers: bool = False) -> set[str]:
     return words | nums
 
 
+_NO_JSON = object()
+
+
+def _response_json(observation: str) -> tuple[str, Any]:
+    """(the text after "Response:", its JSON value or ``_NO_JSON``)."""
+    text = observation.split("Response:", 1)[1] if "Response:" in observation else observation
+    try:
+        return text, json.JSONDecoder().raw_decode(text.strip())[0]
+    except (json.JSONDecodeError, ValueError):
+        return text, _NO_JSON
+
+
+def _json_leaves(value: Any, key: str = "", per_list: int | None = None) -> Iterator[tuple[str, Any]]:
+    """(nearest key, leaf) pairs of a JSON value, in order; an empty list is a leaf;
+    ``per_list`` caps the items read from each list."""
+    if isinstance(value, dict):
+        for k, x in value.items():
+            yield from _json_leaves(x, str(k), per_list)
+    elif isinstance(value, list) and value:
+        for x in value[:per_list]:
+            yield from _json_leaves(x, key, per_list)
+    else:
+        yield key, value
+
+
 def observation_values(observation: str) -> str:
     """The values (not the keys) of the JSON response in an observation, as text; the raw
     observation when it holds no JSON. Booleans become yes/no words an answer would use."""
-    text = observation.split("Response:", 1)[1] if "Response:" in observation else observation
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text.strip())
-    except (json.JSONDecodeError, ValueError):
+    text, value = _response_json(observation)
+    if value is _NO_JSON:
         return text
-    out: list[str] = []
-
-    def walk(v):
-        if isinstance(v, dict):
-            for x in v.values():
-                walk(x)
-        elif isinstance(v, list):
-            for x in v:
-                walk(x)
-        elif isinstance(v, bool):
+    out = []
+    for _, v in _json_leaves(value):
+        if isinstance(v, bool):
             out.append("yes true" if v else "no not false")
-        elif v is not None:
+        elif v is not None and v != []:
             out.append(str(v))
-
-    walk(value)
     return " ".join(out)
 
 
 def observation_answer(observation: str, max_chars: int = 200) -> str:
     """A plain final answer made of what a call returned ("The service returned country name:
     Germany; total: 0; holidays: none."), for a trial whose own answer is not grounded."""
-    text = observation.split("Response:", 1)[1] if "Response:" in observation else observation
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text.strip())
-    except (json.JSONDecodeError, ValueError):
+    text, value = _response_json(observation)
+    if value is _NO_JSON:
         return _clip("The service returned: " + " ".join(text.split()), max_chars)
-    pairs: list[str] = []
-
-    def walk(v, key: str) -> None:
-        if isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, str(k))
-        elif isinstance(v, list) and v:
-            for x in v[:3]:
-                walk(x, key)
-        elif v is not None:
-            shown = "none" if v == [] else ("yes" if v is True else "no" if v is False else str(v))
-            pairs.append(f"{key.replace('_', ' ')}: {shown}" if key else shown)
-
-    walk(value, "")
+    pairs = []
+    for key, v in _json_leaves(value, per_list=3):
+        if v is None:
+            continue
+        shown = "none" if v == [] else ("yes" if v is True else "no" if v is False else str(v))
+        pairs.append(f"{key.replace('_', ' ')}: {shown}" if key else shown)
     return _clip("The service returned " + ("; ".join(pairs) or "nothing") + ".", max_chars)
 
 

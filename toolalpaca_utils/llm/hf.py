@@ -101,15 +101,15 @@ def merged_checkpoint(model: str, adapter: str | Path, out_dir: str | Path) -> s
     """A transformers checkpoint of ``model`` with the LoRA ``adapter`` merged into its weights,
     written once to ``out_dir`` (rewritten when the adapter changes); its path serves wherever a
     model name does (a student to evaluate, a base to fine-tune further)."""
-    import hashlib
-
     import torch
     from peft import PeftModel
+
+    from ..runs import hash_path
 
     out_dir, adapter = Path(out_dir), Path(adapter)
     if not (adapter / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{adapter} holds no LoRA adapter (adapter_config.json)")
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(adapter.glob("adapter_*")))).hexdigest()
+    digest = hash_path(adapter)
     stamp = out_dir / "merged_from.txt"
     if stamp.is_file() and stamp.read_text().split() == [model, digest]:
         return str(out_dir)
