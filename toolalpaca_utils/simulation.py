@@ -39,10 +39,14 @@ class SimulationConfig:
     max_steps: int = 3                 # assistant turns per instance (the reference allows ~15)
     max_kept_steps: int = 5            # longer trajectories are dropped, as in the reference
     n_eval_tools: int = 2
-    allow_error_steps: bool = False    # keep trajectories that recovered from an invalid call
+    allow_error_steps: bool = False    # keep trajectories that recovered from a step of their own that was
+                                       # unusable (unparseable, unknown function, schema-invalid); a valid call
+                                       # that the service answered with an error is kept, as the reference does
     answer_after_success: bool | None = None  # None: True (a weak assistant rarely ends on its own); False
                                               # lets instruction-first chain calls before answering
     template_fallback: bool = True     # call-first: a code-written request when the agent's loses a value
+    scaffold: bool = True              # free mode: worked calls in the teacher's prompt, answer from a short chat
+                                       # (see agents.Episode); the stored trajectories are unchanged
     dedupe_threshold: float = 0.85
     step_tokens: int = 120
     seed: int = 0
@@ -84,7 +88,7 @@ def judge(traj: Trajectory, cfg: SimulationConfig) -> str | None:
         return "only getDetails"
     if not traj.successful_calls():
         return "executor errors only"
-    if not cfg.allow_error_steps and any(s.error for s in traj.steps):
+    if not cfg.allow_error_steps and any(not s.valid for s in traj.steps):
         return "contains an invalid call"
     final_text = traj.final["text"].split("Final Answer:", 1)
     if any(marker in final_text[0] for marker in ("Action:", "Observation:")) or "Observation:" in traj.final["answer"]:
@@ -157,7 +161,7 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             t1, before = time.perf_counter(), _tokens(client)
             traj = run_assistant(client, record, text, executor, mode=cfg.mode, max_steps=cfg.max_steps,
                                  seed=seed + 17, step_tokens=cfg.step_tokens,
-                                 answer_after_success=cfg.answer_after_success is not False)
+                                 answer_after_success=cfg.answer_after_success is not False, scaffold=cfg.scaffold)
             yield _instance(tool, iid, text, cfg, traj, judge(traj, cfg), split,
                             share + _tokens(client) - before, time.perf_counter() - t1 + (t1 - t0) / k)
         return
@@ -191,7 +195,7 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             continue
         traj = run_assistant(client, record, text, executor, mode=cfg.mode, max_steps=cfg.max_steps,
                              seed=seed + j, forced_first=(name, args), step_tokens=cfg.step_tokens,
-                             answer_after_success=cfg.answer_after_success is not False)
+                             answer_after_success=cfg.answer_after_success is not False, scaffold=cfg.scaffold)
         yield _instance(tool, iid, text, cfg, traj, judge(traj, cfg), split, _tokens(client) - before,
                         time.perf_counter() - t1, extra)
 
