@@ -268,6 +268,19 @@ def test_simulation_records_every_failure_with_a_reason(tmp_path):
     assert res.counts["rejects"] == 2 and all(r["drop_reason"] for r in rejects)
 
 
+def test_a_run_dir_refuses_another_configuration_but_not_a_newer_field(tmp_path):
+    model = ScriptedModel(["1. What is the weather in Oslo today?", "total garbage {"])
+    cfg = SimulationConfig(instructions_per_tool=1, strategy="instruction-first", mode="free", n_eval_tools=0)
+    simulate(model, [weather_record()], cfg, out_dir=tmp_path, progress=False)
+    stored = json.loads((tmp_path / "config.json").read_text())
+    del stored["scaffold"]  # as written before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    simulate(model, [weather_record()], cfg, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        simulate(model, [weather_record()], SimulationConfig(instructions_per_tool=2, n_eval_tools=0),
+                 out_dir=tmp_path, progress=False)
+
+
 # ----------------------------------------------------------------------------- the real model
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["call-first", "instruction-first"])

@@ -238,7 +238,8 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
         raise ValueError("no tools to simulate: the toolset is empty")
     save_tools(out_dir, list(records))
     config_path = out_dir / "config.json"
-    if config_path.is_file() and json.loads(config_path.read_text()) != asdict(cfg):
+    # a field added to the config since that run was written counts as its default
+    if config_path.is_file() and {**asdict(SimulationConfig()), **json.loads(config_path.read_text())} != asdict(cfg):
         raise ValueError(f"{out_dir} holds a run with another configuration; use a new out_dir or delete it")
     config_path.write_text(json.dumps(asdict(cfg), indent=1))
     train_names, eval_names = split_tools([r["Name"] for r in records], cfg.n_eval_tools, cfg.seed)
