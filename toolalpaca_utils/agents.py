@@ -436,6 +436,7 @@ class Episode:
         self.schema = step_schema(record) if mode == "constrained" else None
         self.scaffold = scaffold and mode == "free"
         self.demos = demonstration_turns(record) if self.scaffold else []
+        self.demo_calls = [parse_step(m["content"]) for m in self.demos if m["role"] == "assistant"]
         self.final_pending = False
         self.done = False
         if forced_first is not None:
@@ -453,7 +454,7 @@ class Episode:
         if self.final_pending and self.scaffold:
             return ModelRequest(self._answer_messages(), None, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS,
                                                                 "stop": ["Observation:"]})
-        messages[1:1] = [dict(m) for m in self.demos]
+        messages[1:1] = [dict(m) for m in self.demos]  # fresh dicts, like the rest of the chat
         if self.final_pending:
             messages.append({"role": "user", "content": FINAL_NUDGE})
             if self.mode == "constrained":
@@ -503,7 +504,7 @@ class Episode:
             obs = Observation(None, f"Error: {parsed.error}. Reply with Thought, Action and Action Input, "
                                     "or with Thought and Final Answer.", parsed.error)
             valid = False
-        elif self.demos and _copies_demonstration(parsed, self.demos, self.instruction):
+        elif _copies_demonstration(parsed, self.demo_calls, self.instruction):
             obs = Observation(None, "Error: that Action Input copies the example's values. Use the values from "
                                     "the user's request.", "copied the example call")
             valid = False
@@ -590,10 +591,9 @@ def _example_args(schema: dict) -> dict:
     return out
 
 
-def _copies_demonstration(parsed: ParsedStep, demos: list[dict], instruction: str) -> bool:
+def _copies_demonstration(parsed: ParsedStep, calls: list[ParsedStep], instruction: str) -> bool:
     """The call repeats a worked example's arguments word for word, and the request does not
     itself hold those values (a weak model copying instead of reading the request)."""
-    calls = [parse_step(m["content"]) for m in demos if m["role"] == "assistant"]
     return any(c.action == parsed.action and c.action_input == parsed.action_input and c.action_input
                and missing_values(instruction, c.action_input) for c in calls)
 
