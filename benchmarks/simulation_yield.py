@@ -30,15 +30,16 @@ def run_mode(client, items, records, mode: str, max_steps: int, scaffold: bool =
     tokens0, start = client.stats.completion_tokens, time.perf_counter()
     accepted, reasons = 0, {}
     for k, item in enumerate(items):
-        traj = run_assistant(client, records[item["tool"]], item["instruction"], HttpExecutor(), mode=mode,
-                             max_steps=max_steps, seed=k, answer_after_success=True, scaffold=cfg.scaffold)
+        traj = run_assistant(client, records[item["tool"]], item["instruction"], HttpExecutor(), seed=k,
+                             **cfg.episode_options())
         reason = judge(traj, cfg)
         accepted += reason is None
         reasons[reason or "kept"] = reasons.get(reason or "kept", 0) + 1
     seconds = time.perf_counter() - start
     tokens = client.stats.completion_tokens - tokens0
-    return {"mode": mode + ("+scaffold" if scaffold else ""), "instances": len(items), "accepted": accepted, "generated_tokens": tokens,
-            "seconds": round(seconds, 1), "accepted_per_1k_tokens": round(1000 * accepted / max(1, tokens), 3),
+    return {"mode": mode + ("+scaffold" if scaffold else ""), "instances": len(items), "accepted": accepted,
+            "generated_tokens": tokens, "seconds": round(seconds, 1),
+            "accepted_per_1k_tokens": round(1000 * accepted / max(1, tokens), 3),
             "accepted_per_minute": round(60 * accepted / seconds, 3), "outcomes": reasons}
 
 
@@ -76,8 +77,8 @@ def main() -> dict:
     for r in results:
         print(f"{r['mode']:16s} {r['accepted']:>5d}/{r['instances']:<3d} {r['generated_tokens']:>8d} "
               f"{r['accepted_per_1k_tokens']:>11.3f} {r['accepted_per_minute']:>8.3f} {r['seconds']:>8.1f}")
-    print(f"ratio constrained/free (accepted per 1k tokens): {out['ratio_constrained_vs_free_per_token']}  (target >= 2); "
-          f"constrained/free+scaffold: {out['ratio_constrained_vs_scaffolded_free_per_token']}")
+    print(f"ratio constrained/free (accepted per 1k tokens): {out['ratio_constrained_vs_free_per_token']}  "
+          f"(target >= 2); constrained/free+scaffold: {out['ratio_constrained_vs_scaffolded_free_per_token']}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "simulation_yield.json").write_text(json.dumps(out, indent=1))
     return out

@@ -186,9 +186,8 @@ def test_free_scaffold_changes_what_the_teacher_sees_not_what_is_stored():
     assert [m["role"] for m in demos] == ["user", "assistant"]
     assert demos[1]["content"].endswith('Action: getWeather\nAction Input: {"city": "example"}')
     ok = Observation(200, 'Status Code: 200. Response: {"temp": 3}')
-    model = RecordingModel(['Thought: I need to call getWeather.\nAction: getWeather\nAction Input: {"city": "example"}',
-                            'Thought: I need to call getWeather.\nAction: getWeather\nAction Input: {"city": "Oslo"}',
-                            "It is 3 degrees in Oslo."])
+    call = 'Thought: I need to call getWeather.\nAction: getWeather\nAction Input: {"city": "%s"}'
+    model = RecordingModel([call % "example", call % "Oslo", "It is 3 degrees in Oslo."])
     traj = run_assistant(model, record, "What is the weather in Oslo?", lambda *a, **k: ok, mode="free",
                          answer_after_success=True, scaffold=True)
     first = model.sent[0]

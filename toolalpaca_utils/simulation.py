@@ -51,6 +51,11 @@ class SimulationConfig:
     step_tokens: int = 120
     seed: int = 0
 
+    def episode_options(self) -> dict:
+        """The assistant-loop options (:class:`~toolalpaca_utils.agents.Episode`) this config sets."""
+        return {"mode": self.mode, "max_steps": self.max_steps, "step_tokens": self.step_tokens,
+                "answer_after_success": self.answer_after_success is not False, "scaffold": self.scaffold}
+
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
@@ -159,9 +164,7 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
                 continue
             kept.remove(text)
             t1, before = time.perf_counter(), _tokens(client)
-            traj = run_assistant(client, record, text, executor, mode=cfg.mode, max_steps=cfg.max_steps,
-                                 seed=seed + 17, step_tokens=cfg.step_tokens,
-                                 answer_after_success=cfg.answer_after_success is not False, scaffold=cfg.scaffold)
+            traj = run_assistant(client, record, text, executor, seed=seed + 17, **cfg.episode_options())
             yield _instance(tool, iid, text, cfg, traj, judge(traj, cfg), split,
                             share + _tokens(client) - before, time.perf_counter() - t1 + (t1 - t0) / k)
         return
@@ -193,9 +196,8 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             yield _instance(tool, iid, text, cfg, None, "instruction " + ", ".join(problems), split,
                             _tokens(client) - before, time.perf_counter() - t1, extra)
             continue
-        traj = run_assistant(client, record, text, executor, mode=cfg.mode, max_steps=cfg.max_steps,
-                             seed=seed + j, forced_first=(name, args), step_tokens=cfg.step_tokens,
-                             answer_after_success=cfg.answer_after_success is not False, scaffold=cfg.scaffold)
+        traj = run_assistant(client, record, text, executor, seed=seed + j, forced_first=(name, args),
+                             **cfg.episode_options())
         yield _instance(tool, iid, text, cfg, traj, judge(traj, cfg), split, _tokens(client) - before,
                         time.perf_counter() - t1, extra)
 
