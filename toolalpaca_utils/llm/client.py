@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import jsonschema
 
 from .cache import CallCache, cache_key
+from .server import crash_report
 
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 
@@ -29,6 +30,10 @@ class LLMError(RuntimeError):
 
 class LLMConnectionError(LLMError):
     """The endpoint cannot be reached (wrong URL, server down)."""
+
+
+class LLMServerCrashed(LLMConnectionError):
+    """The embedded server behind the endpoint died (the message gives its exit signal and log)."""
 
 
 class LLMTimeoutError(LLMError):
@@ -240,6 +245,9 @@ class ChatClient:
             raise LLMTimeoutError(f"{url} did not answer within {self.timeout:.0f}s") from exc
         except openai.APIConnectionError as exc:
             self._count_error()
+            crashed = crash_report(url)
+            if crashed:
+                raise LLMServerCrashed(crashed) from exc
             raise LLMConnectionError(f"cannot reach the LLM endpoint {url}: {exc.__cause__ or exc}") from exc
         except openai.APIStatusError as exc:
             self._count_error()

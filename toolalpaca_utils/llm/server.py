@@ -21,8 +21,10 @@ import httpx
 
 from ..procs import free_port, spawn_service, stop_group
 from .registry import DEFAULT_MODEL, resolve_model
+from .smoke import REBUILD_HINT, describe_exit
 
 _LIVE: set[subprocess.Popen] = set()
+_BY_URL: dict[str, tuple[subprocess.Popen, Path]] = {}  # base URL -> (process, log) while served
 
 
 class ServerStartError(RuntimeError):
@@ -97,12 +99,28 @@ def embedded_server(
     proc = spawn_service(cmd, log)
     _LIVE.add(proc)
     base_url = f"http://127.0.0.1:{port}/v1"
+    _BY_URL[base_url] = (proc, log_path)
     try:
         _wait_ready(proc, base_url, startup_timeout, log_path)
         yield ServerInfo(base_url=base_url, model=spec.name, pid=proc.pid, log_path=str(log_path))
     finally:
+        _BY_URL.pop(base_url, None)
         _stop(proc)
         log.close()
+
+
+def crash_report(base_url: str) -> str | None:
+    """Why the embedded server behind ``base_url`` is gone (exit signal, log tail, the fix), or
+    None while it runs or when ``base_url`` is not one of ours: a client that cannot connect says
+    'the server crashed' instead of 'connection refused'."""
+    entry = _BY_URL.get(base_url.rstrip("/"))
+    if entry is None or entry[0].poll() is None:
+        return None
+    proc, log_path = entry
+    tail = Path(log_path).read_text(errors="replace")[-1500:] if Path(log_path).exists() else ""
+    return (f"the embedded llama.cpp server (pid {proc.pid}) crashed: {describe_exit(proc.returncode)}; "
+            f"log tail ({log_path}):\n{tail}\nif it crashed while generating, the engine build is the "
+            f"likely cause; fix: {REBUILD_HINT}")
 
 
 def _wait_ready(proc: subprocess.Popen, base_url: str, timeout: float, log_path: Path) -> None:
@@ -110,7 +128,7 @@ def _wait_ready(proc: subprocess.Popen, base_url: str, timeout: float, log_path:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = Path(log_path).read_text(errors="replace")[-2000:]
-            raise ServerStartError(f"llama.cpp server exited with code {proc.returncode}; log tail:\n{tail}")
+            raise ServerStartError(f"llama.cpp server exited ({describe_exit(proc.returncode)}); log tail:\n{tail}")
         try:
             if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
                 return
