@@ -444,8 +444,8 @@ def test_continual_learning_rounds_replay_and_the_forgetting_table(monkeypatch, 
         return EvalRun(name, rows)
 
     monkeypatch.setattr(hf, "load_model_and_tokenizer", lambda *a, **k: (Known(), "tok"))
-    monkeypatch.setattr(ste, "finetune", fake_finetune)
-    monkeypatch.setattr(ste, "local_chat_model", lambda model, tok, **k: model)
+    monkeypatch.setattr(ste.continual, "finetune", fake_finetune)
+    monkeypatch.setattr(ste.continual, "local_chat_model", lambda model, tok, **k: model)
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     examples = [{"id": f"{t}{i}", "tool": t} for t in "ABCD" for i in range(10)]
     items = [EvalItem(f"q{t}", t, "?", [], "real") for t in "ABCD"]

@@ -1,0 +1,152 @@
+"""STE exploitation by fine-tuning, and continual learning over batches of tools.
+
+:func:`finetune` trains a LoRA on distilled examples (:mod:`toolalpaca_utils.training`).
+:func:`continual_learning`: the tools arrive in batches; each round fine-tunes the previous
+round's model on the new batch, with or without a replay sample of the earlier batches' examples
+(:func:`replay_sample`); accuracy per batch after every round is the forgetting table
+(:meth:`ContinualResult.table`).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from .metrics import TokenCap, correct_by_tool
+
+
+def local_chat_model(model, tokenizer, *, name: str, max_batch_size: int = 8, max_input_tokens: int = 3072):
+    """A :class:`~toolalpaca_utils.llm.LocalChatModel` around a model already in memory (a model
+    that was just trained), ready for batched generation."""
+    from ..llm.hf import LocalChatModel
+
+    return LocalChatModel.from_loaded(model, tokenizer, name=name, max_batch_size=max_batch_size,
+                                      max_input_tokens=max_input_tokens)
+
+
+def finetune(records, examples: Sequence[dict], *, out_dir: str | Path, model=None, tokenizer=None,
+             keep_model: bool = False, **train_params):
+    """LoRA fine-tuning on distilled examples with :func:`toolalpaca_utils.training.train_lora`
+    (no held-out split: every example trains). ``train_params`` are TrainConfig fields."""
+    from ..training import EmptyCorpusError, train_lora
+
+    if not examples:
+        raise EmptyCorpusError("no distilled STE examples: nothing to fine-tune on")
+    return train_lora(records, list(examples), [], out_dir=out_dir, model=model, tokenizer=tokenizer,
+                      keep_model=keep_model, resume=False, **train_params)
+
+
+def tool_batches(tools: Sequence[str], n_batches: int) -> list[list[str]]:
+    """The tools split into ``n_batches`` contiguous batches of near-equal size, in order."""
+    tools = list(tools)
+    n_batches = max(1, min(n_batches, len(tools)))
+    size, extra = divmod(len(tools), n_batches)
+    out, start = [], 0
+    for b in range(n_batches):
+        end = start + size + (1 if b < extra else 0)
+        out.append(tools[start:end])
+        start = end
+    return out
+
+
+def replay_sample(examples: Sequence[dict], fraction: float, seed: int = 0) -> list[dict]:
+    """A seeded sample of ``ceil(fraction × n)`` earlier examples (none when fraction is 0)."""
+    examples = list(examples)
+    if fraction <= 0 or not examples:
+        return []
+    k = min(len(examples), max(1, math.ceil(fraction * len(examples))))
+    return random.Random(seed).sample(examples, k)
+
+
+@dataclass
+class ContinualResult:
+    rows: list[dict] = field(default_factory=list)   # {"condition", "round", "batch", "correct", "n", ...}
+    runs: dict = field(default_factory=dict)        # (condition, round) -> EvalRun
+    trainings: list[dict] = field(default_factory=list)
+
+    def table(self):
+        """The forgetting table: correct % per (condition, round) × batch, and over the batches seen
+        so far ("seen"; after the last round: all batches)."""
+        import pandas as pd
+
+        if not self.rows:
+            return pd.DataFrame()
+        frame = pd.DataFrame(self.rows)
+        t = frame.pivot_table(index=["condition", "round"], columns="batch", values="correct", aggfunc="first")
+        t.columns = [f"batch {c}" for c in t.columns]
+
+        def pct(sub):
+            return round(100 * sub.n_correct.sum() / sub.n.sum(), 1) if sub.n.sum() else None
+
+        t["seen"] = [pct(frame[(frame.condition == c) & (frame["round"] == r) & (frame.batch <= r)]) for c, r in t.index]
+        return t
+
+
+def continual_learning(records: dict[str, dict], examples: Sequence[dict], items, *, batches: Sequence[Sequence[str]],
+                       base_model: str, out_dir: str | Path, replay_fraction: float = 0.1,
+                       conditions: Sequence[str] = ("no replay", "replay"), max_steps_eval: int = 1,
+                       max_batch_size: int = 8, seed: int = 0, progress: bool = False, eval_scope: str = "seen",
+                       eval_max_tokens: int | None = None, **train_params) -> ContinualResult:
+    """Train round by round (round r = batch r of the tools, numbered from 1) and evaluate after
+    every round on the eval items of the batches seen so far (``eval_scope="all"``: of every
+    batch). Each round continues from the previous round's model of its condition (the previous
+    LoRA merged into the weights, a fresh LoRA on top); ``replay`` adds a ``replay_fraction``
+    sample of the earlier batches' examples. Round 1 is the same for every condition (nothing to
+    replay yet), so it is trained and evaluated once."""
+    if eval_scope not in ("seen", "all"):
+        raise ValueError(f"eval_scope must be 'seen' or 'all', got {eval_scope!r}")
+    train_params = {**train_params, "seed": train_params.get("seed", seed)}
+    from ..evaluation import evaluate
+    from ..llm.hf import load_model_and_tokenizer
+
+    out_dir = Path(out_dir)
+    result = ContinualResult()
+    base, tok = load_model_and_tokenizer(base_model)
+    state = {c: base for c in conditions}
+    by_tool_examples: dict[str, list[dict]] = {}
+    for ex in examples:
+        by_tool_examples.setdefault(ex["tool"], []).append(ex)
+    shared_round: dict | None = None
+    for r, batch in enumerate(batches, 1):
+        new = [ex for t in batch for ex in by_tool_examples.get(t, [])]
+        earlier = [ex for t in (t for ts in batches[: r - 1] for t in ts) for ex in by_tool_examples.get(t, [])]
+        for cond in conditions:
+            if r == 1 and shared_round is not None:
+                state[cond] = shared_round["model"]
+                run = shared_round["run"]
+                train_info = {**shared_round["train"], "condition": cond}
+            else:
+                replay = replay_sample(earlier, replay_fraction, seed + r) if cond == "replay" else []
+                train = new + replay
+                train_info = {"condition": cond, "round": r, "new": len(new), "replayed": len(replay)}
+                model = state[cond]
+                if train:
+                    res = finetune(records, train, out_dir=out_dir / cond.replace(" ", "_") / f"round{r}",
+                                   model=copy.deepcopy(model), tokenizer=tok, keep_model=True, **train_params)
+                    model = res.model.merge_and_unload()
+                    train_info.update(steps=res.global_step, final_loss=res.final_loss,
+                                      train_seconds=round(res.train_seconds, 1))
+                else:
+                    train_info["skipped"] = "no examples for this batch"
+                state[cond] = model
+                chat = local_chat_model(model, tok, name=f"{cond} r{r}", max_batch_size=max_batch_size)
+                if eval_max_tokens:
+                    chat = TokenCap(chat, eval_max_tokens)
+                seen = {t for ts in batches[:r] for t in ts}
+                todo = [it for it in items if eval_scope == "all" or it.tool in seen]
+                run = evaluate(chat, todo, records, name=f"{cond} r{r}", max_steps=max_steps_eval, progress=progress)
+                if r == 1:
+                    shared_round = {"model": model, "run": run, "train": train_info}
+            result.trainings.append(train_info)
+            result.runs[(cond, r)] = run
+            per_tool = correct_by_tool(run)
+            for b in range(1, len(batches) + 1):
+                c = sum(per_tool.get(t, (0, 0))[0] for t in batches[b - 1])
+                n = sum(per_tool.get(t, (0, 0))[1] for t in batches[b - 1])
+                if n:
+                    result.rows.append({"condition": cond, "round": r, "batch": b, "n_correct": c, "n": n,
+                                        "correct": round(100 * c / n, 1)})
+    return result
