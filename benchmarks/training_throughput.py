@@ -28,7 +28,9 @@ import torch
 from toolalpaca_utils.corpus import load_split, load_tools
 from toolalpaca_utils.performance import benchmark_summary
 from toolalpaca_utils.runs import MissingStageError, require_stage
-from toolalpaca_utils.training import TrainConfig, plain_weights, synthetic_corpus, train_lora
+from toolalpaca_utils.training import TrainConfig, plain_weights, train_lora
+
+from _synthetic import synthetic_corpus  # benchmarks/ is on sys.path when this script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -3,6 +3,7 @@ and — with the embedded model — overfitting a fixed batch, adapter save/relo
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from pathlib import Path
 
@@ -12,8 +13,7 @@ from toolalpaca_utils.corpus import load_split, load_tools, trajectory_turns
 from toolalpaca_utils.runs import MissingStageError
 from toolalpaca_utils.training import (
     IGNORE_INDEX, DynamicPaddingCollator, EmptyCorpusError, ToolGroupedSampler, assistant_char_spans,
-    assistant_loss, build_example, build_examples, instance_messages, run_training, synthetic_corpus,
-    train_lora,
+    assistant_loss, build_example, build_examples, instance_messages, run_training, train_lora,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "corpus_small"
@@ -165,6 +165,10 @@ def test_tool_grouped_sampler_batches_one_tool_at_a_time():
 
 
 def test_synthetic_corpus_spreads_copies_over_tool_clones(corpus):
+    spec = importlib.util.spec_from_file_location("_synthetic", FIXTURE.parents[2] / "benchmarks" / "_synthetic.py")
+    synthetic = importlib.util.module_from_spec(spec)     # benchmark-only code, outside the package
+    spec.loader.exec_module(synthetic)
+    synthetic_corpus = synthetic.synthetic_corpus
     records, train, _ = corpus
     recs, insts = synthetic_corpus(records, train, 24, n_tools=6, seed=0)
     assert len(insts) == 24 and len(recs) == 6

@@ -1,0 +1,137 @@
+"""A profile run, as the notebook and the command line start it: the previous stage's corpus
+in, adapter + training log + stage manifest out under ``runs/<profile>/training/``; a finished
+run with the same hyper-parameters is reused. Also the notebook's loss-curve plot.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ..corpus import load_split, load_tools
+from .config import ADAPTER_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
+from .sequences import EmptyCorpusError
+from .train import split_heldout, train_lora
+
+STAGE = "training"
+NOTEBOOK = "03_training"
+
+
+def profile_parameters(profile: str) -> dict:
+    """TrainConfig fields (and ``unseen_eval``) from ``notebooks/profiles/<profile>.yaml``
+    (common + 03_training; ``student_model`` becomes ``base_model``)."""
+    from ..profiles import load_profile
+
+    params = load_profile(profile, NOTEBOOK)
+    out = {k: v for k, v in params.items() if k in TrainConfig.__dataclass_fields__ or k == "unseen_eval"}
+    if "student_model" in params and "base_model" not in out:
+        out["base_model"] = params["student_model"]
+    return out
+
+
+def run_training(profile: str, *, corpus: str | Path | None = None, out: str | Path | None = None,
+                 unseen_eval: bool | None = None, resume: bool = True, progress: bool = False,
+                 **overrides: Any) -> TrainResult:
+    """Train on the simulation corpus of ``profile`` (or ``corpus``) with the profile's
+    hyper-parameters (``overrides`` win), write the adapter, log and manifest to
+    ``runs/<profile>/training/`` (or ``out``). ``unseen_eval`` also reports the loss on the
+    corpus's eval split (tools never seen in training) at each evaluation."""
+    from ..runs import require_stage, stage_dir, write_manifest
+
+    timings: dict[str, float] = {}
+    corpus_dir = Path(corpus) if corpus is not None else require_stage(profile, "simulation")
+    if not (corpus_dir / "tools.json").is_file():
+        raise FileNotFoundError(f"{corpus_dir} is not a corpus directory (no tools.json)")
+    params = {**profile_parameters(profile), **overrides}  # explicit None overrides too (e.g. all layers)
+    if unseen_eval is None:
+        unseen_eval = bool(params.pop("unseen_eval", False))
+    params.pop("unseen_eval", None)
+    cfg = TrainConfig(**params)
+    records = load_tools(corpus_dir)
+    train = load_split(corpus_dir, "train")
+    if not train:
+        raise EmptyCorpusError(f"{corpus_dir}/train.jsonl has no instances: nothing to train on")
+    eval_sets = None
+    if unseen_eval:
+        fit, held = split_heldout(train, cfg.eval_fraction, cfg.seed)
+        train = fit
+        eval_sets = {"heldout": held, "unseen": load_split(corpus_dir, "eval")}
+    default_out = stage_dir(profile, STAGE)
+    out_dir = Path(out) if out is not None else default_out
+    finished = _finished_run(out_dir, cfg) if resume else None
+    if finished is not None:  # e.g. trained on several GPUs with `accelerate launch`, now read by the notebook
+        return finished
+    result = train_lora(records, train, eval_sets, out_dir=out_dir, config=cfg, resume=resume, progress=progress)
+    timings["train_seconds"] = result.train_seconds
+    timings["wall_seconds"] = result.wall_seconds
+    if out_dir.resolve() == default_out.resolve() and _is_main_process():
+        write_manifest(
+            profile, STAGE,
+            parameters={**cfg.to_dict(), "unseen_eval": unseen_eval},
+            models={"base": cfg.base_model, "adapter": result.adapter_dir},
+            seeds={"seed": cfg.seed},
+            inputs={"tools": corpus_dir / "tools.json", "train": corpus_dir / "train.jsonl"},
+            counts={"n_examples": result.n_examples, "n_eval_examples": result.n_eval_examples,
+                    "n_truncated_examples": result.data["train"]["n_truncated_examples"],
+                    "n_truncated_tokens": result.data["train"]["n_truncated_tokens"],
+                    "n_dropped": len(result.data["train"]["dropped"]),
+                    "tokens": result.tokens, "global_step": result.global_step},
+            timings=timings,
+            extra={"results": {"final_loss": result.final_loss, "eval_loss": result.eval_loss,
+                               "tokens_per_s": result.tokens_per_s, "peak_rss_gb": result.peak_rss_gb,
+                               "device": result.device, "resumed_from": result.resumed_from},
+                   "data": result.data, "log": LOG_FILENAME, "adapter": ADAPTER_DIRNAME},
+        )
+    return result
+
+
+def _finished_run(out_dir: Path, cfg: TrainConfig) -> TrainResult | None:
+    """The result of a finished run in ``out_dir`` with the same hyper-parameters (thread count
+    aside), or None. A finished run is reused rather than resumed: resuming one that ran on a
+    different number of GPUs would count epochs differently and train again."""
+    log_path = out_dir / LOG_FILENAME
+    if not (log_path.is_file() and (out_dir / ADAPTER_DIRNAME / "adapter_config.json").is_file()):
+        return None
+    try:
+        log = json.loads(log_path.read_text())
+    except json.JSONDecodeError:
+        return None
+    same = lambda c: {k: v for k, v in c.items() if k != "num_threads"}  # noqa: E731
+    if same(log.get("config") or {}) != same(cfg.to_dict()):
+        return None
+    known = {f.name for f in fields(TrainResult)} - {"model"}
+    return TrainResult(**{**{k: v for k, v in log.items() if k in known}, "stats_from_previous_run": True})
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+# =============================================================================================
+# plots (used by the notebook)
+# =============================================================================================
+def plot_loss_curves(log: dict | TrainResult, ax=None):
+    """Training loss per step and held-out loss per evaluation on one axis; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    log = log.to_dict() if isinstance(log, TrainResult) else log
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+    else:
+        fig = ax.figure
+    steps = log.get("steps") or []
+    ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], marker=".", label="training loss")
+    sets = sorted({e["set"] for e in log.get("evals") or []})
+    for name in sets:
+        pts = [e for e in log["evals"] if e["set"] == name]
+        label = {"heldout": "held-out", "unseen": "unseen tools"}.get(name, name)
+        ax.plot([e["step"] for e in pts], [e["eval_loss"] for e in pts], marker="o", linestyle="--",
+                label=f"{label} loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy (assistant tokens)")
+    ax.set_title("LoRA fine-tuning")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
