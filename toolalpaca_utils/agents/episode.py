@@ -1,0 +1,227 @@
+"""The assistant's episode: one instruction's ReAct loop as a state machine (:class:`Episode`)
+and what it records (:class:`Step`, :class:`Trajectory`) or asks for (:class:`ModelRequest`)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ..llm import LLMError
+from ..openapi import validate_arguments
+from ..react import (
+    GET_DETAILS, GET_DETAILS_SCHEMA, ParsedStep, build_messages, format_action, parse_step, step_from_json,
+    step_schema,
+)
+from .executor import Observation, check_request
+from .protocol import ChatModel
+from .scaffold import _copies_demonstration, _prose_answer, demonstration_turns
+from .user import answer_question
+
+MAX_ERRORS = 3  # as the reference: give up after three failed calls
+
+
+@dataclass
+class Step:
+    text: str                    # the assistant's ReAct text for this step
+    thought: str
+    action: str | None
+    action_input: str            # JSON text
+    observation: str
+    status: int | None
+    valid: bool                  # parsed, known function, schema-valid arguments
+    error: str | None = None
+    raw: str = ""                # the model's raw output (JSON in constrained mode)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Trajectory:
+    steps: list[Step] = field(default_factory=list)
+    final: dict | None = None        # {"text", "answer"}
+    stop_reason: str = ""            # "final answer" | "max steps" | "too many errors" | "llm error: …"
+    completion_tokens: int = 0
+    prompt_tokens: int = 0
+
+    def successful_calls(self) -> list[Step]:
+        return [s for s in self.steps if s.action not in (None, GET_DETAILS) and s.status and 200 <= s.status < 300]
+
+
+@dataclass
+class ModelRequest:
+    """One model call an episode is waiting for."""
+
+    messages: list[dict]
+    schema: dict | None
+    gen: dict                      # seed, max_tokens, stop
+
+
+FINAL_NUDGE = "You have the information you need. Reply with Thought and Final Answer for the user's request."
+# The answer after a successful call. The character bounds must fit the token budget even for
+# number-heavy text (~2.5 characters a token): with 420 characters in 100 tokens, one answer in
+# ten was cut off mid-string and the instance lost (measured on the cpu profile).
+FINAL_MAX_TOKENS = 120
+# The free-text teacher's answer after a successful call, asked in a short fresh chat: shown its own
+# ReAct history, the 135M model repeats its last call instead of answering (4 of 4 seeds, measured).
+ANSWER_SYSTEM = "You answer a user's request from an API response."
+FINAL_SCHEMA = {"type": "object", "properties": {
+    "thought": {"type": "string", "maxLength": 60},
+    "final_answer": {"type": "string", "minLength": 1, "maxLength": 160}},
+    "required": ["thought", "final_answer"]}
+
+
+class Episode:
+    """The assistant's ReAct loop for one instruction, as a state machine: :meth:`request` says
+    which model call comes next (None when finished), :meth:`feed` takes its result (or the
+    LLMError it raised). Drivers decide how calls are made — one by one (:func:`run_assistant`)
+    or many episodes per batch (:func:`run_episodes_batched`) — and get the same trajectories.
+
+    ``forced_first`` (call-first strategy) writes the first call for the assistant. ``mode`` is
+    ``free`` (parse plain text) or ``constrained`` (JSON schema per step). After the first
+    successful call ``answer_after_success`` asks for the final answer; a repeat of an identical
+    successful call (a weak model looping) is not executed again but answered the same way.
+    The nudge that asks for the answer is not stored: the trajectory keeps call → observation →
+    answer.
+
+    ``scaffold`` (free mode, for a weak free-text teacher) changes only what the model is shown,
+    never what is stored: one worked call per function (built by code from the spec, see
+    :func:`demonstration_turns`) comes before the request, and the answer is asked for in a
+    short chat holding only the request and the response. A call that copies a worked example's
+    arguments is rejected with a corrective observation."""
+
+    def __init__(self, record: dict, instruction: str, executor, *, mode: str = "free", max_steps: int = 3,
+                 seed: int = 0, user_client: ChatModel | None = None, forced_first: tuple[str, dict] | None = None,
+                 answer_after_success: bool = False, step_tokens: int = 120, system: str | None = None,
+                 scaffold: bool = False):
+        if mode not in ("free", "constrained"):
+            raise ValueError(f"mode must be 'free' or 'constrained', got {mode!r}")
+        self.record, self.instruction, self.executor = record, instruction, executor
+        self.mode, self.max_steps, self.seed = mode, max_steps, seed
+        self.user_client, self.answer_after_success = user_client, answer_after_success
+        self.step_tokens, self.system = step_tokens, system
+        self.traj = Trajectory()
+        self.turns: list[tuple[str, str | None]] = []
+        self.errors = 0
+        self.succeeded: set[tuple[str, str]] = set()
+        self.schema = step_schema(record) if mode == "constrained" else None
+        self.scaffold = scaffold and mode == "free"
+        self.demos = demonstration_turns(record) if self.scaffold else []
+        self.demo_calls = [parse_step(m["content"]) for m in self.demos if m["role"] == "assistant"]
+        self.final_pending = False
+        self.done = False
+        if forced_first is not None:
+            name, args = forced_first
+            thought = f"I need to call {name} with the details from the request."
+            text = format_action(thought, name, args)
+            self._act(ParsedStep("action", thought, name, args, json.dumps(args, ensure_ascii=False)), text, text)
+
+    # ------------------------------------------------------------------ driver interface
+    def request(self) -> ModelRequest | None:
+        if self.done:
+            return None
+        messages = build_messages(self.record, self.instruction, self.turns, system=self.system)
+        i = len(self.traj.steps)
+        if self.final_pending and self.scaffold:
+            return ModelRequest(self._answer_messages(), None, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS,
+                                                                "stop": ["Observation:"]})
+        messages[1:1] = [dict(m) for m in self.demos]  # fresh dicts, like the rest of the chat
+        if self.final_pending:
+            messages.append({"role": "user", "content": FINAL_NUDGE})
+            if self.mode == "constrained":
+                return ModelRequest(messages, FINAL_SCHEMA, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS})
+            return ModelRequest(messages, None, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS,
+                                                 "stop": ["Observation:"]})
+        if self.schema is not None:
+            return ModelRequest(messages, self.schema, {"seed": self.seed + i, "max_tokens": self.step_tokens + 60})
+        return ModelRequest(messages, None, {"seed": self.seed + i, "max_tokens": self.step_tokens,
+                                             "stop": ["Observation:"]})
+
+    def feed(self, result) -> None:
+        if isinstance(result, LLMError):
+            self.traj.completion_tokens += getattr(result, "completion_tokens", 0)
+            if not getattr(result, "text", ""):  # nothing came back (server down, timeout): stop here
+                self._stop(f"llm error: {result}")
+                return
+            raw = result.text  # garbage output: record it, tell the model, go on
+            parsed, text = ParsedStep("invalid", error=f"the reply was not a valid step ({result})"), raw.strip()[:500]
+        else:
+            self.traj.completion_tokens += result.completion_tokens
+            self.traj.prompt_tokens += result.prompt_tokens
+            raw = result.text
+            if result.parsed is not None:
+                text, parsed = step_from_json(result.parsed)
+            else:
+                text, parsed = raw.strip(), parse_step(raw)
+        if self.final_pending:
+            if parsed.kind == "invalid" and self.mode == "free":
+                parsed, text = _prose_answer(raw) or (parsed, text)
+            if parsed.kind == "final":
+                self._finish(text, parsed)
+            else:
+                self._stop(f"no final answer after the call ({parsed.error or 'another action'})")
+            return
+        if parsed.kind == "final":
+            self._finish(text, parsed)
+        elif parsed.kind == "action" and (parsed.action, parsed.action_input_text) in self.succeeded:
+            self.final_pending = True  # looping on a call that already worked: ask for the answer
+        else:
+            self._act(parsed, text, raw)
+
+    # ------------------------------------------------------------------ internals
+    def _act(self, parsed: ParsedStep, text: str, raw: str) -> None:
+        i = len(self.traj.steps)
+        if parsed.kind == "invalid":
+            obs = Observation(None, f"Error: {parsed.error}. Reply with Thought, Action and Action Input, "
+                                    "or with Thought and Final Answer.", parsed.error)
+            valid = False
+        elif _copies_demonstration(parsed, self.demo_calls, self.instruction):
+            obs = Observation(None, "Error: that Action Input copies the example's values. Use the values from "
+                                    "the user's request.", "copied the example call")
+            valid = False
+        elif parsed.action == GET_DETAILS:
+            if validate_arguments(GET_DETAILS_SCHEMA, parsed.action_input):
+                obs = Observation(400, 'Error: getDetails needs {"Question": "..."}.', "invalid getDetails")
+            elif self.user_client is None:
+                obs = Observation(None, "Error: no user is available to answer questions.", "no user")
+            else:
+                obs = Observation(200, answer_question(self.user_client, self.instruction,
+                                                       str(parsed.action_input["Question"]), seed=self.seed + i))
+            valid = obs.error is None
+        else:
+            obs = check_request(self.record, parsed.action, parsed.action_input) or \
+                self.executor(self.record, parsed.action, parsed.action_input, seed=self.seed + i)
+            valid = obs.error is None or obs.error.startswith(("http", "executor"))
+        step = Step(text, parsed.thought, parsed.action, parsed.action_input_text, obs.text, obs.status, valid,
+                    obs.error, raw)
+        self.traj.steps.append(step)
+        self.turns.append((step.text, step.observation))
+        if obs.ok and step.action != GET_DETAILS:
+            self.succeeded.add((step.action, step.action_input))
+        if step.error is not None:
+            self.errors += 1
+            if self.errors >= MAX_ERRORS:
+                self._stop("too many errors")
+                return
+            if parsed.kind == "invalid" and i and self.traj.steps[i - 1].raw == raw:
+                # the same unusable reply after being told what is wrong: a greedy model is looping
+                self._stop("repeated the same invalid reply")
+                return
+        if self.succeeded and self.answer_after_success:
+            self.final_pending = True
+        elif len(self.traj.steps) >= self.max_steps:
+            self._stop("max steps")
+
+    def _answer_messages(self) -> list[dict]:
+        response = next((s.observation for s in reversed(self.traj.steps) if s.action != GET_DETAILS
+                         and s.status and 200 <= s.status < 300), "")
+        return [{"role": "system", "content": ANSWER_SYSTEM},
+                {"role": "user", "content": f"Request: {self.instruction}\nAPI response: {response}\n"
+                                            "Write the answer for the user in one or two sentences."}]
+
+    def _finish(self, text: str, parsed: ParsedStep) -> None:
+        self.traj.final = {"text": text, "answer": parsed.final_answer}
+        self._stop("final answer")
+
+    def _stop(self, reason: str) -> None:
+        self.traj.stop_reason = reason
+        self.done = True
