@@ -215,7 +215,7 @@ def test_a_finished_run_with_the_same_parameters_is_reused(tmp_path):
            "threads": 8, "tokens_per_s": 200.0, "peak_rss_gb": 2.0, "peak_gpu_gb": None, "device": "cuda bf16",
            "resumed_from": None, "stats_from_previous_run": False}
     (out / "training_log.json").write_text(json.dumps(log))
-    reused = run_training("tiny", corpus=FIXTURE, out=out)                  # no model is loaded
+    reused = run_training("tiny", corpus=FIXTURE, out=out, **params)       # no model is loaded
     assert reused.stats_from_previous_run and reused.tokens == 4000 and reused.device == "cuda bf16"
     assert _finished_run(out, TrainConfig(**{**params, "num_threads": 2})) is not None   # threads aside
     assert _finished_run(out, TrainConfig(**{**params, "learning_rate": 1.0})) is None   # would train anew

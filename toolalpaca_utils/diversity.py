@@ -76,3 +76,9 @@ def run_point(subset: Subset, records: dict, eval_sets: dict, *, out_dir: str | 
                      "n_instances": len(subset.instances), "train_steps": result.global_step,
                      "final_loss": result.final_loss, **run.summary()})
     return rows
+
+
+if __name__ == "__main__":  # python -m toolalpaca_utils.diversity --profile NAME [--key value ...]
+    from toolalpaca_utils.book.run import run_stage
+
+    raise SystemExit(run_stage("05_diversity"))

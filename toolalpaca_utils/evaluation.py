@@ -320,3 +320,9 @@ def render_row(row: dict) -> str:
         lines.append(row["final"]["text"])
     lines += ["```", f"*{row['metrics']['failure']}* (stop: {row['stop_reason']})"]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m toolalpaca_utils.evaluation --profile NAME [--key value ...]
+    from toolalpaca_utils.book.run import run_stage
+
+    raise SystemExit(run_stage("04_evaluation"))

@@ -369,3 +369,9 @@ def render_trajectory(inst: dict) -> str:
         lines += ["```text", inst["final"]["text"], "```"]
     lines.append(f"*{'kept' if inst['kept'] else 'dropped: ' + str(inst['drop_reason'])}*")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m toolalpaca_utils.simulation --profile NAME [--key value ...]
+    from toolalpaca_utils.book.run import run_stage
+
+    raise SystemExit(run_stage("02_simulation"))

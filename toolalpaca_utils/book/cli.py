@@ -18,6 +18,7 @@ from toolalpaca_utils.book.build import BookBuildError, build_book, copy_book_so
 from toolalpaca_utils.book.pages import _fmt_duration, collect_timings
 from toolalpaca_utils.book.paths import REPO_ROOT, discover_notebooks
 from toolalpaca_utils.book.run import NotebookFailed, run_notebooks, select_notebooks
+from toolalpaca_utils.params import ProfileError
 from toolalpaca_utils.profiles import PROFILES
 
 
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotebookFailed as exc:
         print(f"\n[book] STOPPED: {exc}", file=sys.stderr)
         return 1
-    except (BookBuildError, FileNotFoundError) as exc:
+    except (BookBuildError, FileNotFoundError, ProfileError) as exc:
         print(f"\n[book] ERROR: {exc}", file=sys.stderr)
         return 1
     timings = collect_timings(executed)

@@ -18,7 +18,7 @@ import nbformat
 
 from toolalpaca_utils.book.pages import _fmt_duration, notebook_timing, write_generated_pages
 from toolalpaca_utils.book.paths import (
-    BUILD_DIR, EXECUTED_DIR, NOTEBOOK_GLOB, PRIVATE_KERNEL, REPO_ROOT, discover_notebooks,
+    BUILD_DIR, EXECUTED_DIR, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PRIVATE_KERNEL, REPO_ROOT, discover_notebooks,
     executed_notebooks,
 )
 from toolalpaca_utils.profiles import PROFILES, load_profile
@@ -142,13 +142,15 @@ def run_notebooks(
     log_output: bool = True,
     progress_bar: bool = True,
     clean: bool | None = None,
+    overrides: dict | None = None,
 ) -> list[dict]:
     """Execute ``notebooks`` (default: all numbered ones) in order with papermill.
 
     Returns the timing records of the notebooks run. On the first failure raises
     :class:`NotebookFailed` after writing the timing table, so what ran is kept and visible.
     ``clean`` (default: True when running all notebooks) first removes executed notebooks left
-    over from an earlier run, so the book never mixes runs.
+    over from an earlier run, so the book never mixes runs. ``overrides`` (parameter values, e.g.
+    from a stage's command line) win over the profile's, in every notebook that has them.
     """
     import papermill as pm
 
@@ -168,6 +170,7 @@ def run_notebooks(
     results = []
     for i, src in enumerate(paths, 1):
         params = load_profile(profile, src.stem)
+        params.update({k: v for k, v in (overrides or {}).items() if k in params})
         out = out_dir / src.name
         print(f"[book] ({i}/{len(paths)}) {src.stem}: profile {profile}, "
               f"runs in {runs_env or REPO_ROOT / 'runs'} -> {out}", file=sys.stderr, flush=True)
@@ -188,3 +191,21 @@ def run_notebooks(
         results.append(t)
     write_generated_pages(out_dir)
     return results
+
+
+def run_stage(notebook: str, argv: Sequence[str] | None = None) -> int:
+    """``python -m toolalpaca_utils.<stage> --profile NAME [--key value ...]``: run one notebook
+    headless with its profile's values and the flags (:func:`toolalpaca_utils.params.parse_stage_args`);
+    the executed copy lands in ``book/executed/`` like the book's."""
+    import dataclasses
+
+    from toolalpaca_utils.params import parse_stage_args
+
+    (params,) = parse_stage_args(notebook, argv)
+    try:
+        run_notebooks(params.profile, [NOTEBOOKS_DIR / f"{notebook}.ipynb"], clean=False,
+                      overrides=dataclasses.asdict(params))
+    except NotebookFailed as exc:
+        print(f"[{notebook}] STOPPED: {exc}", file=sys.stderr)
+        return 1
+    return 0

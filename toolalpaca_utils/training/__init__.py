@@ -30,7 +30,9 @@ from .config import (
     ADAPTER_DIRNAME, DEFAULT_TARGET_MODULES, LOG_FILENAME, TrainConfig, TrainResult, load_training_log,
 )
 from .fastloss import ToolGroupedSampler, assistant_loss, supports_assistant_loss
-from .run import NOTEBOOK, STAGE, _finished_run, plot_loss_curves, profile_parameters, run_training
+from .run import (
+    NOTEBOOK, STAGE, _finished_run, plot_loss_curves, profile_parameters, run_training, train_config_kwargs,
+)
 from .sequences import (
     IGNORE_INDEX, BuildReport, DynamicPaddingCollator, EmptyCorpusError, TemplateMismatchError,
     assistant_char_spans, build_example, build_examples, instance_messages, mask_preview, to_dataset,
@@ -43,5 +45,6 @@ __all__ = [
     "BuildReport", "DynamicPaddingCollator", "EmptyCorpusError", "TemplateMismatchError", "ToolGroupedSampler",
     "TrainConfig", "TrainResult", "assistant_char_spans", "assistant_loss", "build_example", "build_examples",
     "instance_messages", "load_training_log", "mask_preview", "peak_rss_gb", "plain_weights", "plot_loss_curves",
-    "profile_parameters", "run_training", "split_heldout", "supports_assistant_loss", "to_dataset", "train_lora",
+    "profile_parameters", "run_training", "split_heldout", "supports_assistant_loss", "to_dataset",
+    "train_config_kwargs", "train_lora",
 ]

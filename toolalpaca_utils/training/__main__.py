@@ -1,49 +1,35 @@
-"""Stage 3: fine-tune the student with LoRA on the simulated corpus.
+"""Stage 3 from the command line: fine-tune the student with LoRA on the simulated corpus.
 
-The command line of a profile run (:func:`toolalpaca_utils.training.run_training`); the same code
-runs under ``accelerate launch`` on a GPU box::
+The options are notebook 03's parameters (:class:`toolalpaca_utils.params.TrainingParams`, with
+the profile's values as defaults) plus where to write; the same code runs under
+``accelerate launch`` on a GPU box::
 
-    python -m toolalpaca_utils.training --profile cpu [--corpus DIR] [--out DIR] [--epochs 2 ...]
+    python -m toolalpaca_utils.training --profile cpu [--corpus_dir DIR] [--out DIR] [--epochs 2 ...]
     accelerate launch -m toolalpaca_utils.training --profile gpu
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
 
-from .config import TrainConfig
-from .run import _is_main_process, run_training
+from ..params import parse_stage_args
+from .run import NOTEBOOK, _is_main_process, run_training, train_config_kwargs
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m toolalpaca_utils.training", description=__doc__.split("\n")[0])
-    p.add_argument("--profile", default="cpu", help="run profile: tiny | cpu | gpu (default: cpu)")
-    p.add_argument("--corpus", default=None, help="corpus directory (default: runs/<profile>/simulation)")
-    p.add_argument("--out", default=None, help="output directory (default: runs/<profile>/training)")
-    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
-    p.add_argument("--unseen-eval", action="store_true", default=None,
-                   help="also report the loss on the corpus eval split (unseen tools)")
-    p.add_argument("--base-model", dest="base_model", default=None)
-    for name in ("lora_r", "lora_alpha", "lora_last_layers", "max_steps", "per_device_batch_size", "grad_accum",
-                 "max_length", "seed", "logging_steps", "save_steps", "eval_steps", "num_threads"):
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=None)
-    for name in ("lora_dropout", "learning_rate", "epochs", "eval_fraction", "warmup", "weight_decay"):
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=None)
-    p.add_argument("--target-modules", dest="target_modules", default=None,
-                   help="comma-separated module names, e.g. q_proj,v_proj")
-    p.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_true", default=None)
-    return p.parse_args(argv)
+@dataclass
+class RunArgs:
+    out: Optional[str] = field(default=None, metadata={"help": "output directory (default: runs/<profile>/training)"})
+    no_resume: bool = field(default=False, metadata={"help": "start over even if a checkpoint exists"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    a = _parse_args(argv)
-    overrides = {k: v for k, v in vars(a).items()
-                 if k in TrainConfig.__dataclass_fields__ and v is not None}
-    if isinstance(overrides.get("target_modules"), str):
-        overrides["target_modules"] = [m.strip() for m in overrides["target_modules"].split(",") if m.strip()]
-    result = run_training(a.profile, corpus=a.corpus, out=a.out, unseen_eval=a.unseen_eval,
-                          resume=not a.no_resume, progress=True, **overrides)
+    params, run = parse_stage_args(NOTEBOOK, argv, extra=(RunArgs,))
+    hyper = train_config_kwargs(dataclasses.asdict(params))
+    unseen_eval = hyper.pop("unseen_eval")
+    result = run_training(params.profile, corpus=params.corpus_dir, out=run.out, unseen_eval=unseen_eval,
+                          resume=not run.no_resume, progress=True, **hyper)
     if _is_main_process():
         print(json.dumps({
             "adapter": result.adapter_dir, "examples": result.n_examples, "steps": result.global_step,

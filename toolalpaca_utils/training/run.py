@@ -19,23 +19,29 @@ STAGE = "training"
 NOTEBOOK = "03_training"
 
 
+def train_config_kwargs(params: dict) -> dict:
+    """:class:`TrainConfig` fields (and ``unseen_eval``) from notebook 03's parameters
+    (:class:`toolalpaca_utils.params.TrainingParams`): ``student_model`` is the ``base_model``,
+    ``max_train_steps`` the optimizer's ``max_steps``; other keys are left out."""
+    renamed = {"student_model": "base_model", "max_train_steps": "max_steps"}
+    out = {renamed.get(k, k): v for k, v in params.items()}
+    return {k: v for k, v in out.items() if k in TrainConfig.__dataclass_fields__ or k == "unseen_eval"}
+
+
 def profile_parameters(profile: str) -> dict:
-    """TrainConfig fields (and ``unseen_eval``) from ``notebooks/profiles/<profile>.yaml``
-    (common + 03_training; ``student_model`` becomes ``base_model``)."""
+    """Notebook 03's training settings under ``profile`` (its defaults, the profile's common and
+    03_training sections) as :func:`train_config_kwargs`; for callers that train as 03 does."""
     from ..profiles import load_profile
 
-    params = load_profile(profile, NOTEBOOK)
-    out = {k: v for k, v in params.items() if k in TrainConfig.__dataclass_fields__ or k == "unseen_eval"}
-    if "student_model" in params and "base_model" not in out:
-        out["base_model"] = params["student_model"]
-    return out
+    return train_config_kwargs(load_profile(profile, NOTEBOOK))
 
 
 def run_training(profile: str, *, corpus: str | Path | None = None, out: str | Path | None = None,
                  unseen_eval: bool | None = None, resume: bool = True, progress: bool = False,
                  **overrides: Any) -> TrainResult:
-    """Train on the simulation corpus of ``profile`` (or ``corpus``) with the profile's
-    hyper-parameters (``overrides`` win), write the adapter, log and manifest to
+    """Train on the simulation corpus of ``profile`` (or ``corpus``) with the hyper-parameters
+    given (:class:`TrainConfig` fields; the caller passes the profile's, see
+    :func:`profile_parameters`; the rest are TrainConfig's defaults), write the adapter, log and manifest to
     ``runs/<profile>/training/`` (or ``out``). ``unseen_eval`` also reports the loss on the
     corpus's eval split (tools never seen in training) at each evaluation."""
     from ..runs import require_stage, stage_dir, write_manifest
@@ -44,7 +50,7 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
     corpus_dir = Path(corpus) if corpus is not None else require_stage(profile, "simulation")
     if not (corpus_dir / "tools.json").is_file():
         raise FileNotFoundError(f"{corpus_dir} is not a corpus directory (no tools.json)")
-    params = {**profile_parameters(profile), **overrides}  # explicit None overrides too (e.g. all layers)
+    params = dict(overrides)
     if unseen_eval is None:
         unseen_eval = bool(params.pop("unseen_eval", False))
     params.pop("unseen_eval", None)

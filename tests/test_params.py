@@ -1,0 +1,95 @@
+"""Every parameter defined once: the dataclasses, the notebooks' parameters cells, the profiles
+and the stage command lines agree, and a bad profile stops with the file, section and key named."""
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+import yaml
+
+from toolalpaca_utils import params
+from toolalpaca_utils.params import NOTEBOOK_PARAMS, ProfileError, collect, parameters_cell, parse_stage_args
+from toolalpaca_utils.profiles import PROFILES, PROFILES_DIR, load_profile
+
+
+@pytest.mark.parametrize("stem", list(NOTEBOOK_PARAMS))
+def test_notebook_parameters_cell_is_generated_from_the_dataclass(stem):
+    nb = nbformat.read(params.notebook_path(stem), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    assert cells[0].source == parameters_cell(stem), "run: python -m toolalpaca_utils.params --write"
+    namespace: dict = {}
+    exec(cells[0].source, {}, namespace)
+    assert namespace == params.defaults(stem)
+
+
+def test_every_notebook_of_the_book_has_a_parameters_dataclass():
+    from toolalpaca_utils.book import discover_notebooks
+
+    assert [p.stem for p in discover_notebooks()] == list(NOTEBOOK_PARAMS)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_key_is_a_parameter_of_its_notebook(profile):
+    data = yaml.safe_load((PROFILES_DIR / f"{profile}.yaml").read_text())
+    for stem in NOTEBOOK_PARAMS:
+        values = load_profile(profile, stem)           # validates every section and key
+        assert set(values) == set(params.defaults(stem))
+        for key, value in (data.get(stem) or {}).items():
+            assert values[key] == value
+
+
+def _copy_of_cpu(tmp_path, edit) -> str:
+    path = tmp_path / "mine.yaml"
+    shutil.copy(PROFILES_DIR / "cpu.yaml", path)
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_a_misspelt_key_stops_with_file_section_and_key(tmp_path):
+    path = _copy_of_cpu(tmp_path, lambda d: d["01_toolset"].update(n_tool=450))
+    with pytest.raises(ProfileError, match=r"mine\.yaml, section 01_toolset: unknown key 'n_tool' \(did you mean 'n_tools'\?\)"):
+        load_profile(path, "02_simulation")          # any notebook: the whole file is checked
+
+
+def test_a_wrong_type_and_an_unknown_section_are_named(tmp_path):
+    path = _copy_of_cpu(tmp_path, lambda d: d["02_simulation"].update(max_turns="three"))
+    with pytest.raises(ProfileError, match=r"section 02_simulation: 'max_turns' must be int, got 'three'"):
+        load_profile(path, "02_simulation")
+    path = _copy_of_cpu(tmp_path, lambda d: d.update({"03_train": {"lora_r": 4}}))
+    with pytest.raises(ProfileError, match=r"unknown section '03_train' \(did you mean '03_training'\?\)"):
+        load_profile(path)
+
+
+def test_the_book_runner_stops_on_a_misspelt_key_before_running_anything(tmp_path):
+    from toolalpaca_utils import book
+
+    path = _copy_of_cpu(tmp_path, lambda d: d["common"].update(teacher_modle="x"))
+    with pytest.raises(ProfileError, match="teacher_modle"):
+        book.run_notebooks(path, book.discover_notebooks()[:1], out_dir=tmp_path / "out", log_output=False,
+                           progress_bar=False)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_profile_given_as_a_path_runs_under_its_name(tmp_path):
+    path = _copy_of_cpu(tmp_path, lambda d: None)
+    assert load_profile(path, "01_toolset")["profile"] == "mine"
+
+
+def test_stage_command_line_takes_profile_values_then_flags():
+    (p,) = parse_stage_args("02_simulation", ["--profile", "tiny"])
+    assert p.instructions_per_tool == load_profile("tiny", "02_simulation")["instructions_per_tool"]
+    (p,) = parse_stage_args("02_simulation", ["--profile", "tiny", "--max_turns", "5", "--mode", "free"])
+    assert (p.max_turns, p.mode, p.profile) == (5, "free", "tiny")
+    with pytest.raises(SystemExit):
+        parse_stage_args("02_simulation", ["--profile", "tiny", "--max_steps", "5"])
+
+
+def test_collect_type_checks_what_the_notebook_holds():
+    ns = {**params.defaults("03_training"), "lora_r": "8"}
+    with pytest.raises(ProfileError, match="'lora_r' must be int"):
+        collect("03_training", ns)
+    assert collect("03_training", params.defaults("03_training")) == params.defaults("03_training")
