@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -310,3 +311,27 @@ def test_copy_book_sources_leaves_out_executed(tmp_path):
     assert (dest / "_config.yml").is_file() and (dest / "book" / "_toc.yml").is_file()
     assert (dest / "book" / "index.md").is_file()
     assert not (dest / "book" / "executed").exists()
+
+
+def _glue_patterns(stem: str) -> list[re.Pattern]:
+    """The keys a notebook's source passes to ``glue(...)``: literal, or f-strings as patterns."""
+    src = "\n".join(c.source for c in nbformat.read(str(REPO / "notebooks" / f"{stem}.ipynb"), as_version=4).cells
+                    if c.cell_type == "code")
+    out = []
+    for fstring, key in re.findall(r'glue\((f?)"([^"]+)"', src):
+        body = re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(key)) if fstring else re.escape(key)
+        out.append(re.compile(body + r"\Z"))
+    return out
+
+
+def test_glue_keys_are_declared_once_and_glued_by_their_notebook():
+    """Every key a page reads is glued by its notebook, and every literal key a notebook glues is
+    read by a page (no orphan such as a renamed key still glued under its old name)."""
+    declared = book.declared_keys()
+    for stem in [p.stem for p in book.discover_notebooks()]:
+        patterns = _glue_patterns(stem)
+        for key in declared.get(stem, ()):
+            assert any(p.match(key) for p in patterns), f"{stem} never glues {key!r}, which a page reads"
+        literal = [p.pattern.replace("\\Z", "") for p in patterns if ".+" not in p.pattern]
+        for key in literal:
+            assert re.sub(r"\\(.)", r"\1", key) in declared.get(stem, set()), f"{stem} glues {key!r}, which no page reads"

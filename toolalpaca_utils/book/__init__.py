@@ -32,7 +32,7 @@ from toolalpaca_utils.book.build import BookBuildError, build_book, copy_book_so
 from toolalpaca_utils.book.cli import main
 from toolalpaca_utils.book.glue import (
     COMPARISONS, CONTRASTS, HEADLINES, Comparison, Contrast, Headline, Pasted, available_glue,
-    glue_ref, glued_keys, headline_items,
+    declared_keys, glue_ref, glued_keys, headline_items,
 )
 from toolalpaca_utils.book.pages import (
     collect_timings, log, notebook_timing, render_comparison, render_headline,
@@ -48,7 +48,7 @@ __all__ = [
     "BOOK_DIR", "BUILD_DIR", "BUILD_LOG", "COMPARISONS", "CONTRASTS", "EXECUTED_DIR", "FRAGMENTS",
     "HEADLINES", "HTML_DIR", "NOTEBOOKS_DIR", "NOTEBOOK_GLOB", "PRIVATE_KERNEL", "REPO_ROOT",
     "BookBuildError", "Comparison", "Contrast", "Headline", "NotebookFailed", "Pasted",
-    "available_glue", "build_book", "collect_timings", "copy_book_sources", "discover_notebooks",
+    "available_glue", "declared_keys", "build_book", "collect_timings", "copy_book_sources", "discover_notebooks",
     "executed_notebooks", "glue_ref", "glued_keys", "headline_items", "kernel_name", "log",
     "main", "notebook_timing", "render_comparison", "render_headline", "render_timings_page",
     "run_notebooks", "select_notebooks", "timings_table", "write_generated_pages",

@@ -158,6 +158,20 @@ COMPARISONS: dict[str, list[Comparison]] = {
 }
 
 
+def declared_keys() -> dict[str, set[str]]:
+    """``{notebook stem: keys}``: every glue key a page of the book reads (headlines, contrasts,
+    method-page comparisons); a test checks each is glued by its notebook and nothing else is."""
+    keys: dict[str, set[str]] = {}
+    for stem, heads in HEADLINES.items():
+        keys.setdefault(stem, set()).update(h.key for h in heads)
+    for stem, (_, _, rows) in CONTRASTS.items():
+        keys.setdefault(stem, set()).update(k for c in rows for k in (c.base_key, c.improved_key))
+    for rows in COMPARISONS.values():
+        for c in rows:
+            keys.setdefault(c.notebook, set()).add(c.key)
+    return keys
+
+
 # --------------------------------------------------------------------------------------------
 # Reading glue back from executed notebooks
 
