@@ -14,8 +14,9 @@ import jsonschema
 import psutil
 import pytest
 
-from toolalpaca_utils.realtools import TOOLS, eval_stats, load_real_eval, serve_realtools, to_toolalpaca_eval, tool_specs
-from toolalpaca_utils.realtools import server as server_module
+from toolalpaca_utils.procs import LIVE
+from toolalpaca_utils.realtools import (RealToolsServer, TOOLS, eval_stats, load_real_eval, serve_realtools,
+                                        to_toolalpaca_eval, tool_specs)
 from toolalpaca_utils.realtools.evalset import execute_golden
 from toolalpaca_utils.realtools.load import EXAMPLE_CALLS, run_load
 
@@ -304,6 +305,11 @@ def test_launcher_refuses_non_loopback_hosts(host):
             pass
 
 
+def _running_realtools() -> list[RealToolsServer]:
+    """The real-tools servers in the services' atexit registry (the LLM server may be there too)."""
+    return [s for s in LIVE if isinstance(s, RealToolsServer)]
+
+
 def _gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -314,7 +320,7 @@ def _gone(pid: int) -> bool:
 def test_launcher_leaves_nothing_behind_even_on_ctrl_c():
     with pytest.raises(KeyboardInterrupt):
         with serve_realtools(startup_timeout=90) as url:
-            server = next(s for s in server_module._LIVE if s.base_url == url)
+            server = next(s for s in _running_realtools() if s.base_url == url)
             httpx.get(url + "/calc/evaluate", params={"expression": "1+1"}, timeout=TIMEOUT)  # workers running
             pids = [server.pid] + [p.pid for p in psutil.Process(server.pid).children(recursive=True)]
             assert len(pids) >= 3, "expected the server and its calculator workers"
@@ -326,5 +332,5 @@ def test_launcher_leaves_nothing_behind_even_on_ctrl_c():
     assert all(_gone(pid) for pid in pids), [pid for pid in pids if not _gone(pid)]
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    assert not any(s.base_url == url for s in server_module._LIVE)
+    assert not any(s.base_url == url for s in _running_realtools())
 

@@ -21,10 +21,11 @@ from toolalpaca_utils.agents import (
     run_assistant, run_episodes_batched,
 )
 from toolalpaca_utils.corpus import load_split, read_jsonl
-from toolalpaca_utils.llm import ChatResult, LLMOutputError, parse_json_output
 from toolalpaca_utils.openapi import build_spec, function_schemas, record_from_spec, record_spec, validate_arguments
 from toolalpaca_utils.react import parse_step
 from toolalpaca_utils.simulation import SimulationConfig, simulate, split_tools
+
+from doubles import ScriptedModel, fixed_executor
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,28 +75,7 @@ def test_bad_config_is_a_clear_error():
 
 
 # ----------------------------------------------------------------------------- fuzzed model output
-class ScriptedModel:
-    """Stands in for the teacher: replies with the given texts in turn, parsing schema output the
-    way ChatClient does (so broken JSON raises LLMOutputError, as from the real server)."""
-
-    def __init__(self, texts):
-        self.texts = list(texts) or [""]
-        self.n = 0
-
-    def chat(self, messages, *, schema=None, **gen):
-        text = self.texts[self.n % len(self.texts)]
-        self.n += 1
-        result = ChatResult(text=text, completion_tokens=len(text) // 4)
-        if schema is not None:
-            result.parsed = parse_json_output(text, schema)
-        return result
-
-    def chat_batch(self, chats, **gen):
-        return [self.chat(m, **gen) for m in chats]
-
-
-def fake_executor(record, action, args, *, seed=0):
-    return Observation(200 if seed % 2 else 404, "Status Code: 200. Response: {}")
+fake_executor = fixed_executor(lambda seed: 200 if seed % 2 else 404, "Status Code: 200. Response: {}")
 
 
 GARBAGE = st.one_of(
@@ -165,18 +145,6 @@ def test_after_the_answer_nudge_plain_prose_is_the_answer_in_free_mode():
     assert again.final is None  # a reply that calls a tool again is not an answer
 
 
-class RecordingModel(ScriptedModel):
-    """A ScriptedModel that keeps every chat it was sent."""
-
-    def __init__(self, texts):
-        super().__init__(texts)
-        self.sent = []
-
-    def chat(self, messages, *, schema=None, **gen):
-        self.sent.append([dict(m) for m in messages])
-        return super().chat(messages, schema=schema, **gen)
-
-
 def test_free_scaffold_changes_what_the_teacher_sees_not_what_is_stored():
     from toolalpaca_utils.agents import ANSWER_SYSTEM, demonstration_turns
 
@@ -187,7 +155,7 @@ def test_free_scaffold_changes_what_the_teacher_sees_not_what_is_stored():
     assert demos[1]["content"].endswith('Action: getWeather\nAction Input: {"city": "example"}')
     ok = Observation(200, 'Status Code: 200. Response: {"temp": 3}')
     call = 'Thought: I need to call getWeather.\nAction: getWeather\nAction Input: {"city": "%s"}'
-    model = RecordingModel([call % "example", call % "Oslo", "It is 3 degrees in Oslo."])
+    model = ScriptedModel([call % "example", call % "Oslo", "It is 3 degrees in Oslo."])
     traj = run_assistant(model, record, "What is the weather in Oslo?", lambda *a, **k: ok, mode="free",
                          answer_after_success=True, scaffold=True)
     first = model.sent[0]
@@ -203,7 +171,7 @@ def test_free_scaffold_changes_what_the_teacher_sees_not_what_is_stored():
     # what is stored holds no trace of the scaffold
     assert not any("example" in s.observation or "example" in s.text for s in traj.steps[1:])
     # a request that itself holds the example's value may use it
-    same = run_assistant(RecordingModel([model.texts[0], "Fine."]), record, "Weather in the town called example?",
+    same = run_assistant(ScriptedModel([model.texts[0], "Fine."]), record, "Weather in the town called example?",
                          lambda *a, **k: ok, mode="free", answer_after_success=True, scaffold=True)
     assert same.steps[0].status == 200
     # constrained mode ignores the scaffold
@@ -250,7 +218,7 @@ def test_user_agent_tops_up_a_short_list_one_request_at_a_time():
     texts = write_instructions(model, weather_record(), 3)
     assert texts == ["What is the weather in Oslo today?", "Is it raining in Lima right now?",
                      "Will it snow in Bern on 3 March 2025?"]
-    assert model.n == 3  # the list, then one call per missing request
+    assert model.calls == 3  # the list, then one call per missing request
 
 
 def test_simulated_executor_turns_garbage_into_a_recorded_failure():

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from toolalpaca_utils import ste
-from toolalpaca_utils.agents import Observation
 from toolalpaca_utils.corpus import load_tools, read_jsonl
 from toolalpaca_utils.llm import ChatResult
 from toolalpaca_utils.react import system_prompt
+
+from doubles import ScriptedModel, fixed_executor
 
 FIXTURE = Path(__file__).parent / "fixtures" / "corpus_small"
 
@@ -129,14 +130,15 @@ def test_a_trial_of_one_function_sees_and_can_call_only_that_function(record):
 
 
 # ------------------------------------------------------------------------------ the loop, scripted
-class ScriptedModel:
+class ExplorerModel(ScriptedModel):
     """Answers every request of the exploration loop by its kind, and records the requests."""
 
     def __init__(self):
+        super().__init__()
         self.requests: list[dict] = []
         self.n_queries = 0
 
-    def chat(self, messages, *, schema=None, **gen):
+    def reply(self, messages, schema):
         self.requests.append({"messages": messages, "schema": schema, "kind": self.kind(messages, schema)})
         kind = self.requests[-1]["kind"]
         if kind == "imagine-call":
@@ -167,12 +169,11 @@ class ScriptedModel:
         return "step"
 
 
-def fake_executor(record, action, args, *, seed=0):
-    return Observation(200, 'Status Code: 200. Response: {"results": [{"title": "Dune"}], "total": 1}')
+fake_executor = fixed_executor(200, 'Status Code: 200. Response: {"results": [{"title": "Dune"}], "total": 1}')
 
 
 def test_explore_wires_both_memories_records_every_trial_and_resumes(record, tmp_path):
-    model = ScriptedModel()
+    model = ExplorerModel()
     cfg = ste.ExploreConfig(episodes=2, trials=2)
     out = tmp_path / "trials.jsonl"
     rows = ste.explore(model, [record], cfg, out_path=out, executor=fake_executor, progress=False)
@@ -196,11 +197,11 @@ def test_explore_wires_both_memories_records_every_trial_and_resumes(record, tmp
     assert rows[3]["memory"] == {"short_term_trials": 1, "long_term_queries": 2}
     # every trial is on disk; a second run replays them without calling the model
     assert [r["id"] for r in read_jsonl(out)] == [r["id"] for r in rows]
-    again = ScriptedModel()
+    again = ExplorerModel()
     assert ste.explore(again, [record], cfg, out_path=out, executor=fake_executor, progress=False) == rows
     assert again.requests == []
     # a phrasing that drops an imagined value is replaced by the code template (and says so)
-    class Lossy(ScriptedModel):
+    class Lossy(ExplorerModel):
         def chat(self, messages, *, schema=None, **gen):
             if self.kind(messages, schema) == "phrase":
                 self.requests.append({"messages": messages, "schema": schema, "kind": "phrase"})
@@ -212,7 +213,7 @@ def test_explore_wires_both_memories_records_every_trial_and_resumes(record, tmp
     assert lossy["query_source"] == "template" and "sailing 1" in lossy["query"]
     assert lossy["query_raw"] == "Find me some nice books" and lossy["query_missing_values"] == ["query"]
     # without reflection there is no reflection call and no label
-    bare = ScriptedModel()
+    bare = ExplorerModel()
     rows2 = ste.explore(bare, [record], ste.ExploreConfig(episodes=1, trials=1, reflection=False),
                         executor=fake_executor, progress=False)
     assert rows2[0]["reflection"] is None and all(q["kind"] != "reflect" for q in bare.requests)

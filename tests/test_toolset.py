@@ -15,6 +15,8 @@ from toolalpaca_utils import catalogue, openapi, toolset, tools
 from toolalpaca_utils.llm import ChatClient, ChatResult, LLMConnectionError
 from toolalpaca_utils.toolset import GenerationConfig
 
+from doubles import ScriptedModel
+
 
 # --------------------------------------------------------------------------------------------
 # catalogue
@@ -197,18 +199,18 @@ def _entries(n: int) -> list[dict]:
              "category": f"Cat {i % 3}", "link": ""} for i in range(n)]
 
 
-class ScriptedClient:
-    """A stand-in for ChatClient that answers schema-valid output (for tests of the control flow)."""
+class ScriptedClient(ScriptedModel):
+    """A stand-in for ChatClient that answers schema-valid output (for tests of the control flow);
+    with ``interrupt_after``, a Ctrl-C after that many calls."""
 
     model = "scripted"
     dialect = "llama_cpp"
 
     def __init__(self, interrupt_after: int | None = None):
-        self.calls = 0
+        super().__init__()
         self.interrupt_after = interrupt_after
 
-    def chat(self, messages, *, schema=None, temperature=0.0, max_tokens=None, seed=0, stop=None):
-        self.calls += 1
+    def reply(self, messages, schema):
         if self.interrupt_after is not None and self.calls > self.interrupt_after:
             raise KeyboardInterrupt
         if "introduction" in schema["properties"]:

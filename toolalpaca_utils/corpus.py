@@ -16,50 +16,12 @@ split (appended as instances finish, so a run can resume) and, once complete, a 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Iterable
+
+from .runs import append_jsonl, read_jsonl, write_jsonl  # noqa: F401  (the corpus files' JSONL, re-exported)
 
 SPLITS = ("train", "eval", "rejects")
 NESTED_FIELDS = ("steps", "final", "golden", "tokens")
-
-
-def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
-    """Append rows and flush to disk: what is written survives a SIGKILL a moment later."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
-    """Replace a JSONL file atomically (a temporary file renamed over it)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    append_jsonl(tmp, rows)
-    os.replace(tmp, path)
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Rows of a JSONL file; a torn last line (a killed writer) is ignored."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
 
 
 def save_tools(out_dir: str | Path, records: list[dict]) -> Path:

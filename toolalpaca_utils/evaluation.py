@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .agents import Episode, SimulatedExecutor, Trajectory, drive, executor_for, run_episodes_batched
-from .corpus import append_jsonl, load_split, load_tools, read_jsonl
+from .corpus import load_split, load_tools
 from .llm import LLMError
 from .react import GET_DETAILS
+from .runs import append_jsonl, read_jsonl
 
 METRICS = ("well_formed", "api_match", "argument_match", "process_correct", "response_given", "overall")
 PLACEHOLDER = re.compile(r"^\$\{.*\}$")

@@ -10,9 +10,7 @@ Evaluation tools (a seeded, tool-level split) never reach the training split.
 """
 from __future__ import annotations
 
-import json
 import random
-import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -23,9 +21,11 @@ from .agents import (
     SimulatedExecutor, template_instruction, Trajectory, dedupe, executor_for, instruction_problems, missing_values, run_assistant,
     sample_call, write_instruction_for_call, write_instructions,
 )
-from .corpus import SPLITS, append_jsonl, load_split, read_jsonl, save_tools, to_dataset_dict, write_jsonl
+from .corpus import SPLITS, load_split, save_tools, to_dataset_dict
 from .llm import LLMError
+from .parallel import run_parallel, worker_count
 from .react import GET_DETAILS
+from .runs import append_jsonl, read_jsonl, resume_or_reset, write_jsonl
 
 STRATEGIES = ("instruction-first", "call-first")
 MODES = ("free", "constrained")
@@ -230,50 +230,33 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     ``workers`` tools are simulated at once (default: ``client.parallelism``, one per server
     replica); every instance is appended as soon as it is finished, and at the end each split is
     rewritten in tool order, so the files do not depend on which worker finished first."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not records:
         raise ValueError("no tools to simulate: the toolset is empty")
     save_tools(out_dir, list(records))
-    config_path = out_dir / "config.json"
     # a field added to the config since that run was written counts as its default
-    if config_path.is_file() and {**asdict(SimulationConfig()), **json.loads(config_path.read_text())} != asdict(cfg):
-        raise ValueError(f"{out_dir} holds a run with another configuration; use a new out_dir or delete it")
-    config_path.write_text(json.dumps(asdict(cfg), indent=1))
+    resume_or_reset(out_dir, asdict(cfg), marker="config.json", clear=(), defaults=asdict(SimulationConfig()),
+                    refuse=f"{out_dir} holds a run with another configuration; use a new out_dir or delete it")
     train_names, eval_names = split_tools([r["Name"] for r in records], cfg.n_eval_tools, cfg.seed)
     done = {row["id"] for split in SPLITS for row in read_jsonl(out_dir / f"{split}.jsonl")}
     start = time.perf_counter()
-    bar = tqdm(total=len(records) * cfg.instructions_per_tool, disable=not progress, desc="instances")
-    bar.update(len(done))
     kept = 0
-    lock = threading.Lock()
 
-    def run_tool(record: dict) -> None:
-        nonlocal kept
+    def run_tool(record: dict) -> Iterator[dict]:
         split = "eval" if record["Name"] in eval_names else "train"
         executor = (executors or {}).get(record["Name"])
-        for inst in simulate_tool(client, record, cfg, split=split, done=done, executor=executor):
-            with lock:
-                append_jsonl(out_dir / f"{inst['split']}.jsonl", [inst])
-                done.add(inst["id"])
-                kept += inst["kept"]
-                bar.update(1)
-                bar.set_postfix(kept=kept, refresh=False)
+        return simulate_tool(client, record, cfg, split=split, done=done, executor=executor)
 
-    workers = max(1, workers or getattr(client, "parallelism", 1))
-    try:
-        if workers == 1:
-            for record in records:
-                run_tool(record)
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(run_tool, records))  # re-raises a worker's exception here
-    finally:
-        bar.close()
+    def keep(inst: dict) -> None:
+        nonlocal kept
+        append_jsonl(out_dir / f"{inst['split']}.jsonl", [inst])
+        done.add(inst["id"])
+        kept += inst["kept"]
+
+    run_parallel(records, run_tool, keep, workers=worker_count(client, workers),
+                 total=len(records) * cfg.instructions_per_tool, initial=len(done), desc="instances",
+                 progress=progress, postfix=lambda: {"kept": kept})
     _canonical_order(out_dir, [r["Name"] for r in records])
     to_dataset_dict(out_dir)
     return summarise(out_dir, seconds=time.perf_counter() - start, train_tools=train_names, eval_tools=eval_names)

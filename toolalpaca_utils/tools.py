@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import openapi
+from .runs import read_jsonl, replace_text, write_jsonl
 
 DATASET_DIR = "dataset"
 EXPORT_FILE = "toolalpaca_tools.json"
@@ -95,10 +96,7 @@ def save_toolset(records: list[dict], rejects: Iterable[dict] = (), out_dir: str
     _rmtree(ds_path)
     os.replace(tmp, ds_path)
     export_path = export_toolalpaca(records, out_dir / EXPORT_FILE)
-    rejects_path = out_dir / REJECTS_FILE
-    with rejects_path.open("w", encoding="utf-8") as fh:
-        for row in rejects:
-            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    rejects_path = write_jsonl(out_dir / REJECTS_FILE, rejects)
     return {"dataset": ds_path, "export": export_path, "rejects": rejects_path}
 
 
@@ -191,13 +189,8 @@ def to_toolalpaca(record: dict, *, include_project_fields: bool = False) -> dict
 
 def export_toolalpaca(records: Iterable[dict], path: str | Path, *, include_project_fields: bool = False) -> Path:
     """Write records as a ToolAlpaca-format JSON list (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = [to_toolalpaca(r, include_project_fields=include_project_fields) for r in records]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return replace_text(path, json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def read_rejects(path: str | Path) -> list[dict]:
@@ -205,9 +198,7 @@ def read_rejects(path: str | Path) -> list[dict]:
     path = Path(path)
     if path.is_dir():
         path = path / REJECTS_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def combine_records(*groups: Iterable[dict]) -> tuple[list[dict], list[str]]:

@@ -2,30 +2,25 @@
 
 ``with embedded_server() as srv:`` starts ``python -m llama_cpp.server`` on a free 127.0.0.1
 port, waits until ``/v1/models`` answers, yields a :class:`ServerInfo`, and always stops the
-process group — on normal exit, exceptions and Ctrl-C; an ``atexit`` hook catches the rest.
+process group — on normal exit, exceptions and Ctrl-C; an ``atexit`` hook catches the rest
+(the supervisor is :class:`toolalpaca_utils.procs.Service`).
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import httpx
-
-from ..procs import describe_exit, free_port, spawn_service, stop_group
+from ..procs import Service, describe_exit, free_port  # noqa: F401  (free_port: re-exported by llm)
 from .registry import DEFAULT_MODEL, resolve_model
 
-_LIVE: set[subprocess.Popen] = set()
 # the fix for an engine that crashes while generating (see toolalpaca_utils.llm.smoke)
 REBUILD_HINT = "make rebuild-engine  (rebuilds llama-cpp-python portably with GGML_NATIVE=OFF)"
-_BY_URL: dict[str, tuple[subprocess.Popen, Path]] = {}  # base URL -> (process, log) while served
+_BY_URL: dict[str, Service] = {}  # base URL -> its server while served
 
 
 class ServerStartError(RuntimeError):
@@ -38,17 +33,6 @@ class ServerInfo:
     model: str         # the alias to pass as ``model`` in requests
     pid: int
     log_path: str
-
-
-def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    stop_group(proc, grace)
-    _LIVE.discard(proc)
-
-
-@atexit.register
-def _stop_all() -> None:
-    for proc in list(_LIVE):
-        _stop(proc, grace=2.0)
 
 
 @contextlib.contextmanager
@@ -95,45 +79,25 @@ def embedded_server(
         prompt_cache_mb = int(os.environ.get("TOOLALPACA_LLM_PROMPT_CACHE_MB", 1024))
     if prompt_cache_mb > 0:
         cmd += ["--cache", "True", "--cache_type", "ram", "--cache_size", str(prompt_cache_mb << 20)]
-    log = open(log_path, "w")
     # its own process group (stopping it takes any children too), and it dies with this process
-    proc = spawn_service(cmd, log)
-    _LIVE.add(proc)
+    server = Service("llama.cpp server", ServerStartError, startup_timeout=startup_timeout)
     base_url = f"http://127.0.0.1:{port}/v1"
-    _BY_URL[base_url] = (proc, log_path)
+    _BY_URL[base_url] = server
     try:
-        _wait_ready(proc, base_url, startup_timeout, log_path)
-        yield ServerInfo(base_url=base_url, model=spec.name, pid=proc.pid, log_path=str(log_path))
+        server.launch(cmd, log_path=log_path, health_url=f"{base_url}/models")
+        yield ServerInfo(base_url=base_url, model=spec.name, pid=server.pid, log_path=str(log_path))
     finally:
         _BY_URL.pop(base_url, None)
-        _stop(proc)
-        log.close()
+        server.stop()
 
 
 def crash_report(base_url: str) -> str | None:
     """Why the embedded server behind ``base_url`` is gone (exit signal, log tail, the fix), or
     None while it runs or when ``base_url`` is not one of ours: a client that cannot connect says
     'the server crashed' instead of 'connection refused'."""
-    entry = _BY_URL.get(base_url.rstrip("/"))
-    if entry is None or entry[0].poll() is None:
+    server = _BY_URL.get(base_url.rstrip("/"))
+    if server is None or not server.exited():
         return None
-    proc, log_path = entry
-    tail = Path(log_path).read_text(errors="replace")[-1500:] if Path(log_path).exists() else ""
-    return (f"the embedded llama.cpp server (pid {proc.pid}) crashed: {describe_exit(proc.returncode)}; "
-            f"log tail ({log_path}):\n{tail}\nif it crashed while generating, the engine build is the "
-            f"likely cause; fix: {REBUILD_HINT}")
-
-
-def _wait_ready(proc: subprocess.Popen, base_url: str, timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = Path(log_path).read_text(errors="replace")[-2000:]
-            raise ServerStartError(f"llama.cpp server exited ({describe_exit(proc.returncode)}); log tail:\n{tail}")
-        try:
-            if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise ServerStartError(f"llama.cpp server not ready after {timeout:.0f}s (log: {log_path})")
+    return (f"the embedded llama.cpp server (pid {server.pid}) crashed: {describe_exit(server.process.returncode)}; "
+            f"log tail ({server.log_path}):\n{server.log_tail(1500)}\nif it crashed while generating, the engine "
+            f"build is the likely cause; fix: {REBUILD_HINT}")

@@ -7,22 +7,16 @@ Ctrl-C; an ``atexit`` hook and a parent watchdog in the child cover the rest.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ipaddress
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterator
 
-import httpx
+from ..procs import Service, free_port
 
-from ..procs import free_port, spawn_service, stop_group
-
-_LIVE: set["RealToolsServer"] = set()
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -45,16 +39,15 @@ def check_loopback(host: str) -> str:
     raise ValueError(f"refusing to serve the real tools on {host!r}: only loopback addresses (127.0.0.1, ::1) are allowed")
 
 
-class RealToolsServer:
+class RealToolsServer(Service):
     """One server process. Prefer :func:`serve_realtools`; use this class to see ``pid``/``log_path``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 30.0) -> None:
+        super().__init__("real-tools server", RealToolsStartError, startup_timeout=startup_timeout, poll=0.1,
+                         tail_chars=3000)
         self.host = check_loopback(host)
         self.requested_port = port
         self.port: int | None = None
-        self.startup_timeout = startup_timeout
-        self.process: subprocess.Popen | None = None
-        self.log_path: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -62,10 +55,6 @@ class RealToolsServer:
             raise RuntimeError("server not started")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
 
     def start(self) -> str:
         """Start and wait for readiness; returns the base URL. Retries on a port race once."""
@@ -81,41 +70,23 @@ class RealToolsServer:
 
     def _start_once(self, port: int) -> str:
         self.port = port
-        log = tempfile.NamedTemporaryFile("w+", prefix="realtools-", suffix=".log", delete=False)
-        self.log_path = log.name
+        fd, log_path = tempfile.mkstemp(prefix="realtools-", suffix=".log")
+        os.close(fd)
         env = dict(os.environ)
         env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         cmd = [sys.executable, "-m", "toolalpaca_utils.realtools", "--host", self.host, "--port", str(port),
                "--parent-pid", str(os.getpid())]
         # Own session = own process group: stopping it also stops the calculator workers, and a
         # Ctrl-C in the terminal/notebook reaches us (who then stop it), not the server directly.
-        self.process = spawn_service(cmd, log, env)
-        log.close()
-        _LIVE.add(self)
-        deadline = time.monotonic() + self.startup_timeout
-        with httpx.Client(timeout=2.0, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RealToolsStartError(f"real-tools server exited with code {self.process.returncode}:\n{self._log_tail()}")
-                try:
-                    if client.get(self.base_url + "/health").status_code == 200:
-                        return self.base_url
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        raise RealToolsStartError(f"real-tools server not ready after {self.startup_timeout:g} s:\n{self._log_tail()}")
+        self.launch(cmd, log_path=log_path, health_url=self.base_url + "/health", env=env)
+        return self.base_url
 
-    def _log_tail(self, chars: int = 3000) -> str:
-        try:
-            return Path(self.log_path or "").read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+    def not_ready_message(self) -> str:
+        return f"real-tools server not ready after {self.startup_timeout:g} s:\n{self.log_tail()}"
 
     def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM to the process group, SIGKILL after ``grace`` seconds; idempotent."""
-        if self.process is not None:
-            stop_group(self.process, grace)
-        _LIVE.discard(self)
+        """SIGTERM to the process group, SIGKILL after ``grace`` seconds; idempotent. The log goes too."""
+        super().stop(grace)
         if self.log_path:
             with contextlib.suppress(OSError):
                 os.unlink(self.log_path)
@@ -131,12 +102,6 @@ class RealToolsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@atexit.register
-def _stop_all() -> None:
-    for server in list(_LIVE):
-        server.stop(grace=2.0)
 
 
 @contextlib.contextmanager

@@ -20,21 +20,21 @@ the trial needs it, and distillation applies the same test to what it keeps.
 """
 from __future__ import annotations
 
-import json
 import random
 import re
 import time
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ..agents import (Episode, HttpExecutor, drive, instruction_problems, missing_values, normalise,
                       template_instruction)
-from ..corpus import append_jsonl, read_jsonl
 from ..llm import LLMError
 from ..openapi import describe_function, function_schemas, record_spec, validate_arguments
+from ..parallel import run_parallel, worker_count
 from ..react import GET_DETAILS, build_messages, step_schema, system_prompt
+from ..runs import append_jsonl, fingerprint, read_jsonl
 from .common import YES_NO, clip
 
 
@@ -89,8 +89,7 @@ class ExploreConfig:
     def fingerprint(self) -> str:
         """What a recorded trial depends on (everything but the numbers of episodes and trials):
         :func:`explore` only resumes from trials with the same fingerprint."""
-        d = {k: v for k, v in self.to_dict().items() if k not in ("episodes", "trials")}
-        return f"{zlib.crc32(json.dumps(d, sort_keys=True).encode()):08x}"
+        return fingerprint({k: v for k, v in self.to_dict().items() if k not in ("episodes", "trials")})
 
 
 def _label(row: dict) -> str:
@@ -468,45 +467,34 @@ def explore(client, records: Sequence[dict], cfg: ExploreConfig | None = None, *
     ``out_path`` (same configuration) are reused — and serve as memory — so a killed run resumes.
     Tools are independent (each has its own memories), so ``workers`` of them (default:
     ``client.parallelism``, one per server replica) are explored at once; rows come back in tool order."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm.auto import tqdm
-
     cfg = cfg or ExploreConfig()
     fp = cfg.fingerprint()
     done = {(r["tool"], r["episode"], r["trial"]): r for r in read_jsonl(out_path)
             if r.get("config") == fp} if out_path else {}
-    bar = tqdm(total=len(records) * cfg.episodes * cfg.trials, disable=not progress, desc=f"explore[{cfg.condition}]")
-    lock = threading.Lock()
+    per_tool: list[list[dict]] = [[] for _ in records]
 
-    def explore_tool(record: dict) -> list[dict]:
-        tool_rows: list[dict] = []
+    def explore_tool(index: int) -> Iterator[tuple[dict, bool]]:
+        """The tool's trials in turn, each with whether it is new (not read back)."""
+        record, tool_rows = records[index], per_tool[index]
         for e in range(cfg.episodes):
             episode_rows: list[dict] = []
             earlier = list(tool_rows)
             for t in range(cfg.trials):
                 row = done.get((record["Name"], e, t))
-                if row is None:
+                new = row is None
+                if new:
                     row = run_trial(client, record, e, t, episode_rows, earlier, cfg, executor=executor)
-                    if out_path:
-                        with lock:
-                            append_jsonl(out_path, [row])
                 episode_rows.append(row)
-                with lock:
-                    bar.update(1)
+                yield row, new
             tool_rows += episode_rows
-        return tool_rows
 
-    workers = max(1, workers or getattr(client, "parallelism", 1))
-    try:
-        if workers == 1:
-            per_tool = [explore_tool(r) for r in records]
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                per_tool = list(pool.map(explore_tool, records))
-    finally:
-        bar.close()
+    def keep(result: tuple[dict, bool]) -> None:
+        row, new = result
+        if new and out_path:
+            append_jsonl(out_path, [row])
+
+    run_parallel(range(len(records)), explore_tool, keep, workers=worker_count(client, workers),
+                 total=len(records) * cfg.episodes * cfg.trials, desc=f"explore[{cfg.condition}]", progress=progress)
     return [row for rows in per_tool for row in rows]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..corpus import load_split, load_tools
+from ..runs import same_settings
 from .config import ADAPTER_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
 from .sequences import EmptyCorpusError
 from .train import split_heldout, train_lora
@@ -104,8 +105,7 @@ def _finished_run(out_dir: Path, cfg: TrainConfig) -> TrainResult | None:
         log = json.loads(log_path.read_text())
     except json.JSONDecodeError:
         return None
-    same = lambda c: {k: v for k, v in c.items() if k != "num_threads"}  # noqa: E731
-    if same(log.get("config") or {}) != same(cfg.to_dict()):
+    if not same_settings(log.get("config") or {}, cfg.to_dict(), ignore=("num_threads",)):
         return None
     known = {f.name for f in fields(TrainResult)} - {"model"}
     return TrainResult(**{**{k: v for k, v in log.items() if k in known}, "stats_from_previous_run": True})

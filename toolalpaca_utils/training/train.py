@@ -17,14 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..llm.hf import bf16_available
+from ..runs import cpu_seconds
 from .config import ADAPTER_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
 from .sequences import BuildReport, DynamicPaddingCollator, EmptyCorpusError, build_examples, to_dataset
 from .weights import _load_base, plain_weights
-
-
-def _cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def peak_rss_gb() -> float:
@@ -274,10 +270,10 @@ def _train(peft_model, tokenizer, args, data: TrainingData, cfg: TrainConfig, ck
 
         trainer.remove_callback(PrinterCallback)
     resumed_from = get_last_checkpoint(str(ckpt_dir)) if (resume and ckpt_dir.is_dir()) else None
-    cpu0 = _cpu_seconds()
+    cpu0 = cpu_seconds(children=False)
     output = trainer.train(resume_from_checkpoint=resumed_from)
     return TrainSession(trainer=trainer, output=output, clock=clock, resumed_from=resumed_from,
-                        cpu_seconds=_cpu_seconds() - cpu0)
+                        cpu_seconds=cpu_seconds(children=False) - cpu0)
 
 
 # ------------------------------------------------------------------------------ summarise

@@ -1,0 +1,44 @@
+"""Test doubles the test modules share: a scripted stand-in for the teacher model and an executor
+that answers every call alike, so the loops' control flow is tested without a server."""
+from __future__ import annotations
+
+from typing import Callable
+
+from toolalpaca_utils.agents import Observation
+from toolalpaca_utils.llm import ChatResult, parse_json_output
+
+
+class ScriptedModel:
+    """Stands in for the teacher: replies with the given texts in turn, parsing schema output the
+    way ChatClient does (so broken JSON raises LLMOutputError, as from the real server). Counts its
+    ``calls`` and keeps every chat it was sent (``sent``); a subclass answers by the request by
+    overriding :meth:`reply`."""
+
+    def __init__(self, texts=("",)):
+        self.texts = list(texts) or [""]
+        self.calls = 0
+        self.sent: list[list[dict]] = []
+
+    def reply(self, messages: list[dict], schema: dict | None) -> ChatResult:
+        text = self.texts[(self.calls - 1) % len(self.texts)]
+        result = ChatResult(text=text, completion_tokens=len(text) // 4)
+        if schema is not None:
+            result.parsed = parse_json_output(text, schema)
+        return result
+
+    def chat(self, messages, *, schema=None, **gen) -> ChatResult:
+        self.calls += 1
+        self.sent.append([dict(m) for m in messages])
+        return self.reply(messages, schema)
+
+    def chat_batch(self, chats, **gen) -> list[ChatResult]:
+        return [self.chat(m, **gen) for m in chats]
+
+
+def fixed_executor(status: int | Callable[[int], int], body: str):
+    """An executor answering every call with ``Observation(status, body)``; ``status`` may be a
+    function of the call's seed."""
+    def execute(record, action, args, *, seed=0):
+        return Observation(status(seed) if callable(status) else status, body)
+
+    return execute

@@ -1,0 +1,116 @@
+"""One way to run a stage's work items in parallel and keep every finished result at once.
+
+:func:`run_parallel` runs ``work(item)`` for every item, at most ``workers`` at a time (one
+per server replica), and hands each result ``work`` yields to ``keep`` under one lock — the
+stage appends it to its JSONL file there, so a killed run resumes from what is on disk — with
+a tqdm bar advanced per result. ``keep`` returning True stops the run early: no further item
+starts, and the ones running are waited for. At most ``workers`` items are ever submitted, so
+an early stop or an error wastes little.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Keeper:
+    """Hands results to ``keep`` one at a time and advances the bar; remembers an early stop."""
+
+    def __init__(self, keep: Callable[[Any], bool | None], bar: Any, postfix: Callable[[], dict] | None):
+        self.keep, self.bar, self.postfix = keep, bar, postfix
+        self.lock = threading.Lock()
+        self.stopped = False
+
+    def hand(self, result: Any) -> bool:
+        """Keep one result (unless the run has stopped); True once the run should stop."""
+        with self.lock:
+            if self.stopped:
+                return True
+            self.stopped = bool(self.keep(result))
+            if self.postfix is not None:
+                self.bar.set_postfix(self.postfix(), refresh=False)
+            self.bar.update(1)
+            return self.stopped
+
+
+def worker_count(client: Any, workers: int | None = None) -> int:
+    """``workers``, or by default ``client.parallelism`` (one per server replica), at least 1."""
+    return max(1, workers or getattr(client, "parallelism", 1))
+
+
+def run_parallel(items: Iterable[T], work: Callable[[T], Iterable[R]], keep: Callable[[R], bool | None], *,
+                 workers: int = 1, ordered: bool = False, total: int | None = None, initial: int = 0,
+                 desc: str | None = None, unit: str = "it", progress: bool = True,
+                 postfix: Callable[[], dict] | None = None) -> bool:
+    """Run ``work`` on every item and hand each result it yields to ``keep``; True if stopped early.
+
+    ``work(item)`` returns an iterable of results (a generator streams them as they finish).
+    With ``workers`` > 1 items run in a thread pool; ``keep`` is still called by one thread at a
+    time. ``ordered`` hands results over in item order whichever worker finishes first (a later
+    item's results wait), otherwise as they come. The bar counts from ``initial`` to ``total``
+    (default: one result per item); ``postfix()`` is shown on it. A worker's exception is raised
+    here once the items running have finished."""
+    from tqdm.auto import tqdm
+
+    items = list(items)
+    bar = tqdm(total=len(items) if total is None else total, initial=initial, desc=desc, unit=unit,
+               disable=not progress)
+    keeper = _Keeper(keep, bar, postfix)
+    try:
+        if workers <= 1:
+            _in_turn(items, work, keeper)
+        elif ordered:
+            _in_order(items, work, keeper, workers)
+        else:
+            _as_they_come(items, work, keeper, workers)
+    finally:
+        bar.close()
+    return keeper.stopped
+
+
+def _feed(item: Any, work: Callable, keeper: _Keeper) -> bool:
+    """Hand the results of one item over as ``work`` yields them; True once the run should stop."""
+    return any(keeper.hand(result) for result in work(item))
+
+
+def _in_turn(items: Sequence, work: Callable, keeper: _Keeper) -> None:
+    """One item after the other, in this thread."""
+    for item in items:
+        if _feed(item, work, keeper):
+            return
+
+
+def _in_order(items: Sequence, work: Callable, keeper: _Keeper, workers: int) -> None:
+    """A pool with at most ``workers`` items submitted; results handed over in item order."""
+    pending, futures = deque(items), deque()
+    pool = ThreadPoolExecutor(workers)
+    try:
+        while pending or futures:
+            while pending and len(futures) < workers:
+                futures.append(pool.submit(lambda item: list(work(item)), pending.popleft()))
+            for result in futures.popleft().result():
+                if keeper.hand(result):
+                    return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _as_they_come(items: Sequence, work: Callable, keeper: _Keeper, workers: int) -> None:
+    """A pool with at most ``workers`` items running; each result handed over as it is yielded."""
+    pending = deque(items)
+    running: set[Future] = set()
+    pool = ThreadPoolExecutor(workers)
+    try:
+        while running or (pending and not keeper.stopped):
+            while pending and len(running) < workers and not keeper.stopped:
+                running.add(pool.submit(_feed, pending.popleft(), work, keeper))
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                future.result()  # a worker's exception, raised here
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
