@@ -5,7 +5,7 @@ short chat: ``SimulationConfig.scaffold``); the target ratio is constrained vs p
 
 The instructions are the hand-written real-tool evaluation requests, and the calls go to the real
 tools service, so the two runs differ only in how the assistant's steps are decoded. Acceptance
-uses the simulation stage's own filters (``simulation.judge``).
+uses the simulation stage's own filters (``simulation.rejection_reason``).
 
     python benchmarks/simulation_yield.py [--n 24] [--max-steps 3]
 """
@@ -20,7 +20,7 @@ from toolalpaca_utils.agents import HttpExecutor, run_assistant
 from toolalpaca_utils.llm import open_chat
 from toolalpaca_utils.performance import benchmark_summary
 from toolalpaca_utils.realtools import load_real_eval, real_tool_records, serve_realtools
-from toolalpaca_utils.simulation import SimulationConfig, judge
+from toolalpaca_utils.simulation import SimulationConfig, rejection_reason
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -32,7 +32,7 @@ def run_mode(client, items, records, mode: str, max_steps: int, scaffold: bool =
     for k, item in enumerate(items):
         traj = run_assistant(client, records[item["tool"]], item["instruction"], HttpExecutor(), seed=k,
                              **cfg.episode_options())
-        reason = judge(traj, cfg)
+        reason = rejection_reason(traj, cfg)
         accepted += reason is None
         reasons[reason or "kept"] = reasons.get(reason or "kept", 0) + 1
     seconds = time.perf_counter() - start

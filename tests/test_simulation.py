@@ -194,7 +194,7 @@ def test_worked_calls_take_examples_from_descriptions_and_enums():
 
 def test_filters_keep_a_recovery_from_a_service_error_but_not_from_an_unusable_step():
     from toolalpaca_utils.agents import Step, Trajectory
-    from toolalpaca_utils.simulation import judge
+    from toolalpaca_utils.simulation import rejection_reason
 
     def step(status, valid, error=None, action="getWeather"):
         return Step("text", "t", action, '{"city": "Oslo"}', "obs", status, valid, error)
@@ -202,12 +202,12 @@ def test_filters_keep_a_recovery_from_a_service_error_but_not_from_an_unusable_s
     final = {"text": "Thought: done\nFinal Answer: 3 degrees", "answer": "3 degrees"}
     cfg = SimulationConfig()
     recovered = Trajectory([step(404, True, "http 404"), step(200, True)], final, "final answer")
-    assert judge(recovered, cfg) is None
+    assert rejection_reason(recovered, cfg) is None
     unusable = Trajectory([step(None, False, "unknown function", "getTemp"), step(200, True)], final, "final answer")
-    assert judge(unusable, cfg) == "contains an invalid call"
-    assert judge(unusable, SimulationConfig(allow_error_steps=True)) is None
+    assert rejection_reason(unusable, cfg) == "contains an invalid call"
+    assert rejection_reason(unusable, SimulationConfig(allow_error_steps=True)) is None
     failed = Trajectory([step(404, True, "http 404")], final, "final answer")
-    assert judge(failed, cfg) == "executor errors only"
+    assert rejection_reason(failed, cfg) == "executor errors only"
 
 
 def test_user_agent_tops_up_a_short_list_one_request_at_a_time():

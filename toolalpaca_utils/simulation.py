@@ -75,7 +75,7 @@ def split_tools(names: Sequence[str], n_eval: int, seed: int) -> tuple[list[str]
     return [n for n in names if n not in eval_names], eval_names
 
 
-def judge(traj: Trajectory, cfg: SimulationConfig) -> str | None:
+def rejection_reason(traj: Trajectory, cfg: SimulationConfig) -> str | None:
     """Why a trajectory is dropped, or None when it is kept (the reference's filters, plus ours)."""
     if traj.stop_reason.startswith("llm error"):
         return traj.stop_reason
@@ -165,7 +165,7 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             kept.remove(text)
             t1, before = time.perf_counter(), _tokens(client)
             traj = run_assistant(client, record, text, executor, seed=seed + 17, **cfg.episode_options())
-            yield _instance(tool, iid, text, cfg, traj, judge(traj, cfg), split,
+            yield _instance(tool, iid, text, cfg, traj, rejection_reason(traj, cfg), split,
                             share + _tokens(client) - before, time.perf_counter() - t1 + (t1 - t0) / k)
         return
     rng = random.Random(seed)
@@ -198,7 +198,7 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             continue
         traj = run_assistant(client, record, text, executor, seed=seed + j, forced_first=(name, args),
                              **cfg.episode_options())
-        yield _instance(tool, iid, text, cfg, traj, judge(traj, cfg), split, _tokens(client) - before,
+        yield _instance(tool, iid, text, cfg, traj, rejection_reason(traj, cfg), split, _tokens(client) - before,
                         time.perf_counter() - t1, extra)
 
 
