@@ -97,12 +97,23 @@ def load_model_and_tokenizer(model: str = DEFAULT_MODEL, *, device: str | None =
     return lm.to(device), tokenizer
 
 
+def _peft_model(lm, adapter: str):
+    """``PeftModel.from_pretrained``, without the FutureWarning peft's own call to transformers'
+    deprecated ``is_gradient_checkpointing`` prints (with a machine path) into every notebook."""
+    import warnings
+
+    from peft import PeftModel
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return PeftModel.from_pretrained(lm, adapter)
+
+
 def merged_checkpoint(model: str, adapter: str | Path, out_dir: str | Path) -> str:
     """A transformers checkpoint of ``model`` with the LoRA ``adapter`` merged into its weights,
     written once to ``out_dir`` (rewritten when the adapter changes); its path serves wherever a
     model name does (a student to evaluate, a base to fine-tune further)."""
     import torch
-    from peft import PeftModel
 
     from ..runs import hash_path
 
@@ -114,7 +125,7 @@ def merged_checkpoint(model: str, adapter: str | Path, out_dir: str | Path) -> s
     if stamp.is_file() and stamp.read_text().split() == [model, digest]:
         return str(out_dir)
     lm, tokenizer = load_model_and_tokenizer(model, device="cpu", dtype=torch.float32)
-    merged = PeftModel.from_pretrained(lm, str(adapter)).merge_and_unload()
+    merged = _peft_model(lm, str(adapter)).merge_and_unload()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     merged.save_pretrained(tmp)
@@ -152,9 +163,7 @@ class LocalChatModel:
             dtype = torch.bfloat16 if bf16_available(target) else None
         lm, tokenizer = load_model_and_tokenizer(model, device=device, dtype=dtype)
         if adapter:
-            from peft import PeftModel
-
-            lm = PeftModel.from_pretrained(lm, adapter)
+            lm = _peft_model(lm, adapter)
         self._setup(lm, tokenizer, name=model if adapter is None else f"{model}+{adapter}",
                     max_batch_size=max_batch_size, max_input_tokens=max_input_tokens,
                     min_shared_prefix=min_shared_prefix, prefix_cache_tokens=prefix_cache_tokens)
@@ -292,7 +301,7 @@ class LocalChatModel:
         tail = max(map(len, stop), default=0) + 2  # tokens enough to hold any stop string
         for step in range(max_tokens):
             logits = self.model(input_ids=feed, attention_mask=mask, position_ids=feed_positions,
-                                past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+                                cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
             if temperature and temperature > 0:
                 nxt = torch.multinomial(torch.softmax(logits.float() / temperature, dim=-1), 1)[:, 0]
             else:
@@ -353,7 +362,7 @@ class LocalChatModel:
         cache = DynamicCache(ddp_cache_data=kept[base]) if base else DynamicCache()  # cat: base stays intact
         if base:
             kept.move_to_end(base)
-        self.model(input_ids=self._torch.tensor([tokens[len(base):]], device=self.device), past_key_values=cache,
+        self.model(input_ids=self._torch.tensor([tokens[len(base):]], device=self.device), cache=cache,
                    use_cache=True)
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         if self.prefix_cache_tokens:

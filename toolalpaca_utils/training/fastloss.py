@@ -56,7 +56,7 @@ def _hidden_with_shared_prefix(decoder, ids, mask, shared: int):
     cache = pre.past_key_values
     cache.batch_repeat_interleave(k)
     positions = torch.arange(shared, width, device=ids.device).unsqueeze(0).expand(k, -1)
-    suffix = decoder(input_ids=ids[:, shared:width], attention_mask=mask[:, :width], past_key_values=cache,
+    suffix = decoder(input_ids=ids[:, shared:width], attention_mask=mask[:, :width], cache=cache,
                      position_ids=positions, use_cache=True)
     return torch.cat([pre.last_hidden_state.expand(k, -1, -1), suffix.last_hidden_state], dim=1)
 
