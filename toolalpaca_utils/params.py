@@ -8,6 +8,7 @@ One dataclass per notebook (:data:`NOTEBOOK_PARAMS`). From it come:
 - the stage command lines (:func:`parse_stage_args`, built by transformers' ``HfArgumentParser``).
 
 The defaults are the ``cpu`` profile's (``make book``); ``notebooks/profiles/*.yaml`` override them.
+One sentinel throughout: 0 (a number) or "" (a string) means "all", "none" or "the default".
 """
 from __future__ import annotations
 
@@ -81,22 +82,22 @@ class SimulationParams(Common):
 
 @dataclass
 class TrainingParams(Common):
-    corpus_dir: Optional[str] = p(None, "default: runs/<profile>/simulation, written by 02_simulation")
+    corpus_dir: str = p("", "a corpus folder; \"\" = runs/<profile>/simulation, written by 02_simulation")
     lora_r: int = p(8, "LoRA rank")
     lora_alpha: int = p(16, "LoRA scale numerator (alpha / r multiplies the update)")
     lora_dropout: float = p(0.05, "dropout on the LoRA input; 0 for a few steps")
-    lora_last_layers: Optional[int] = p(8, "LoRA on the last N decoder layers only; None: every layer")
+    lora_last_layers: int = p(8, "LoRA on the last N decoder layers only (0 = every layer)")
     target_modules: list[str] = p(TARGET_MODULES, "the projections that get LoRA matrices")
     learning_rate: float = p(3e-3, "LoRA on a 135M model takes a high rate; 2e-4 for 1B+")
     warmup: float = p(0.0, "warm-up share of the steps (< 1) or number of steps")
     epochs: float = p(1, "passes over the training conversations")
-    max_train_steps: int = p(-1, "optimizer steps; > 0 overrides epochs")
+    max_train_steps: int = p(0, "optimizer steps (0 = as many as `epochs` take)")
     per_device_batch_size: int = p(4, "conversations per forward pass")
     grad_accum: int = p(2, "forward passes per optimizer step")
     max_length: int = p(1024, "longer conversations are cut after their last whole step that fits")
     eval_fraction: float = p(0.1, "held-out share of the training conversations (same tools)")
     unseen_eval: bool = p(False, "also report the loss on the evaluation tools' conversations")
-    num_threads: Optional[int] = p(1, "CPU threads (1 is robust on a shared machine); None: torch's default")
+    num_threads: int = p(1, "CPU threads, 1 is robust on a shared machine (0 = torch's default)")
     gradient_checkpointing: bool = p(False, "recompute activations in backward: less memory, ~30% slower")
     bf16: Optional[bool] = p(None, "None: bf16 on a GPU or CPU that has it; False: fp32")
 

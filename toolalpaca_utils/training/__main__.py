@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params, run = parse_stage_args(NOTEBOOK, argv, extra=(RunArgs,))
     hyper = train_config_kwargs(dataclasses.asdict(params))
     unseen_eval = hyper.pop("unseen_eval")
-    result = run_training(params.profile, corpus=params.corpus_dir, out=run.out, unseen_eval=unseen_eval,
+    result = run_training(params.profile, corpus=params.corpus_dir or None, out=run.out, unseen_eval=unseen_eval,
                           resume=not run.no_resume, progress=True, **hyper)
     if _is_main_process():
         print(json.dumps({
