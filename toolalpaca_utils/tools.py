@@ -9,7 +9,8 @@ A toolset directory (``runs/<profile>/toolset/``) holds:
 * ``toolalpaca_tools.json`` — the same tools in the original ToolAlpaca format (a JSON list);
 * ``rejects.jsonl`` — one line per catalogue entry that did not become a tool, with reasons.
 
-:func:`import_toolalpaca` reads any ToolAlpaca-format tool file into records;
+:func:`import_toolalpaca` reads any ToolAlpaca-format tool file into records (and
+:func:`records_from_toolalpaca` the same data already parsed);
 :func:`export_toolalpaca` writes records back. Fields present in the file round-trip unchanged.
 """
 from __future__ import annotations
@@ -155,17 +156,23 @@ def import_toolalpaca(path: str | Path, *, source: str = "import") -> list[dict]
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ToolRecordError(f"{path} is not JSON: {exc}") from None
+    return records_from_toolalpaca(data, where=str(path), source=source)
+
+
+def records_from_toolalpaca(data, *, where: str = "data", source: str = "import") -> list[dict]:
+    """Records from already-parsed ToolAlpaca-format data (a list of tool objects, or one), as
+    :func:`import_toolalpaca` makes them; ``where`` names the data in error messages."""
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
-        raise ToolRecordError(f"{path}: expected a JSON list of tool records, got {type(data).__name__}")
+        raise ToolRecordError(f"{where}: expected a JSON list of tool records, got {type(data).__name__}")
     records = []
     for i, raw in enumerate(data):
         if not isinstance(raw, dict):
-            raise ToolRecordError(f"{path}: item {i} is {type(raw).__name__}, not a tool object")
+            raise ToolRecordError(f"{where}: item {i} is {type(raw).__name__}, not a tool object")
         missing = [k for k in ("Name", "Documentation") if k not in raw]
         if missing:
-            raise ToolRecordError(f"{path}: tool {i} ({raw.get('Name', '?')}) lacks {missing}")
+            raise ToolRecordError(f"{where}: tool {i} ({raw.get('Name', '?')}) lacks {missing}")
         rec = dict(raw)
         if not all(k in rec for k in ("NLDocumentation", "Function_Description", "Function_Projection")):
             spec = openapi.record_spec(rec)
