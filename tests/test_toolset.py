@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from toolalpaca_utils import catalogue, openapi, toolset, tools
+from toolalpaca_utils.endpoint import EndpointPolicy
 from toolalpaca_utils.llm import ChatClient, ChatResult, LLMConnectionError
 from toolalpaca_utils.toolset import GenerationConfig
 
@@ -320,14 +321,17 @@ def test_junk_model_output_is_recorded_and_the_run_continues(tmp_path, junk_endp
 def test_unreachable_endpoint_stops_early_and_keeps_work(tmp_path):
     client = ChatClient("http://127.0.0.1:9/v1", "nothing", max_retries=0, timeout=5)
     entries = [{"id": "bad", "name": "B", "description": "", "category": "X"}] + _entries(10)
-    with pytest.raises(toolset.EndpointUnreachableError, match="3 consecutive entries") as info:
-        toolset.build_toolset(client, entries, out_dir=tmp_path, progress=False, max_consecutive_endpoint_failures=3)
+    quick = EndpointPolicy(retries=1, backoff=0.01)
+    with pytest.raises(toolset.EndpointUnreachableError, match="3 work items in a row") as info:
+        toolset.build_toolset(client, entries, out_dir=tmp_path, progress=False, max_consecutive_endpoint_failures=3,
+                              endpoint=quick)
     assert isinstance(info.value, LLMConnectionError)
+    assert "http://127.0.0.1:9/v1" in str(info.value) and "cannot reach" in str(info.value)
     result = info.value.result
-    assert len(result.outcomes) == 4 and result.n_accepted == 0
-    assert all(r["retryable"] and r["gates"] == ["llm_endpoint"] for r in result.rejects[1:])
-    assert "cannot reach" in result.rejects[1]["reasons"][0]
-    assert len((tmp_path / toolset.PROGRESS_FILE).read_text().splitlines()) == 4
+    assert result.stopped_early == str(info.value)
+    # the entries that could not reach the endpoint are neither outcomes nor rejects, and not on disk
+    assert len(result.outcomes) == 1 and result.rejects[0]["gates"] == ["entry_fields"]
+    assert len((tmp_path / toolset.PROGRESS_FILE).read_text().splitlines()) == 1
     # a later run with a working endpoint retries the unreachable ones, not the finished reject
     client = ScriptedClient()
     client.model, client.dialect = "nothing", "llama_cpp"

@@ -6,25 +6,42 @@ stage appends it to its JSONL file there, so a killed run resumes from what is o
 a tqdm bar advanced per result. ``keep`` returning True stops the run early: no further item
 starts, and the ones running are waited for. At most ``workers`` items are ever submitted, so
 an early stop or an error wastes little.
+
+With an ``endpoint`` policy (:mod:`toolalpaca_utils.endpoint`) an item whose LLM endpoint failed
+is tried again after a back-off, then given up without a result (no reject: a rerun retries it);
+after a few items in a row given up, no further item starts, the running ones finish and keep
+their results, and :class:`~toolalpaca_utils.endpoint.EndpointUnreachableError` is raised.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from .endpoint import EndpointPolicy, EndpointTracker
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class _Keeper:
-    """Hands results to ``keep`` one at a time and advances the bar; remembers an early stop."""
+    """Hands results to ``keep`` one at a time and advances the bar; remembers an early stop
+    (``keep`` said so) and counts what it kept. ``halt`` (an endpoint stop) starts no new item
+    but keeps the results of the running ones."""
 
-    def __init__(self, keep: Callable[[Any], bool | None], bar: Any, postfix: Callable[[], dict] | None):
-        self.keep, self.bar, self.postfix = keep, bar, postfix
+    def __init__(self, keep: Callable[[Any], bool | None], bar: Any, postfix: Callable[[], dict] | None,
+                 halt: threading.Event | None = None):
+        self.keep, self.bar, self.postfix, self.halt = keep, bar, postfix, halt
         self.lock = threading.Lock()
         self.stopped = False
+        self.kept = 0
+
+    @property
+    def halted(self) -> bool:
+        """Whether no further item may start."""
+        return self.stopped or (self.halt is not None and self.halt.is_set())
 
     def hand(self, result: Any) -> bool:
         """Keep one result (unless the run has stopped); True once the run should stop."""
@@ -32,6 +49,7 @@ class _Keeper:
             if self.stopped:
                 return True
             self.stopped = bool(self.keep(result))
+            self.kept += 1
             if self.postfix is not None:
                 self.bar.set_postfix(self.postfix(), refresh=False)
             self.bar.update(1)
@@ -46,7 +64,7 @@ def worker_count(client: Any, workers: int | None = None) -> int:
 def run_parallel(items: Iterable[T], work: Callable[[T], Iterable[R]], keep: Callable[[R], bool | None], *,
                  workers: int = 1, ordered: bool = False, total: int | None = None, initial: int = 0,
                  desc: str | None = None, unit: str = "it", progress: bool = True,
-                 postfix: Callable[[], dict] | None = None) -> bool:
+                 postfix: Callable[[], dict] | None = None, endpoint: EndpointPolicy | None = None) -> bool:
     """Run ``work`` on every item and hand each result it yields to ``keep``; True if stopped early.
 
     ``work(item)`` returns an iterable of results (a generator streams them as they finish).
@@ -54,13 +72,16 @@ def run_parallel(items: Iterable[T], work: Callable[[T], Iterable[R]], keep: Cal
     time. ``ordered`` hands results over in item order whichever worker finishes first (a later
     item's results wait), otherwise as they come. The bar counts from ``initial`` to ``total``
     (default: one result per item); ``postfix()`` is shown on it. A worker's exception is raised
-    here once the items running have finished."""
+    here once the items running have finished. ``endpoint``: see the module docstring."""
     from tqdm.auto import tqdm
 
     items = list(items)
+    tracker = EndpointTracker(endpoint) if endpoint is not None else None
+    if tracker is not None:
+        work = functools.partial(tracker.run, work)
     bar = tqdm(total=len(items) if total is None else total, initial=initial, desc=desc, unit=unit,
                disable=not progress)
-    keeper = _Keeper(keep, bar, postfix)
+    keeper = _Keeper(keep, bar, postfix, tracker.halted if tracker is not None else None)
     try:
         if workers <= 1:
             _in_turn(items, work, keeper)
@@ -70,6 +91,8 @@ def run_parallel(items: Iterable[T], work: Callable[[T], Iterable[R]], keep: Cal
             _as_they_come(items, work, keeper, workers)
     finally:
         bar.close()
+    if tracker is not None and tracker.halted.is_set():
+        raise tracker.error(kept=keeper.kept, items=len(items))
     return keeper.stopped
 
 
@@ -81,7 +104,7 @@ def _feed(item: Any, work: Callable, keeper: _Keeper) -> bool:
 def _in_turn(items: Sequence, work: Callable, keeper: _Keeper) -> None:
     """One item after the other, in this thread."""
     for item in items:
-        if _feed(item, work, keeper):
+        if keeper.halted or _feed(item, work, keeper):
             return
 
 
@@ -90,8 +113,8 @@ def _in_order(items: Sequence, work: Callable, keeper: _Keeper, workers: int) ->
     pending, futures = deque(items), deque()
     pool = ThreadPoolExecutor(workers)
     try:
-        while pending or futures:
-            while pending and len(futures) < workers:
+        while futures or (pending and not keeper.halted):
+            while pending and len(futures) < workers and not keeper.halted:
                 futures.append(pool.submit(lambda item: list(work(item)), pending.popleft()))
             for result in futures.popleft().result():
                 if keeper.hand(result):
@@ -106,8 +129,8 @@ def _as_they_come(items: Sequence, work: Callable, keeper: _Keeper, workers: int
     running: set[Future] = set()
     pool = ThreadPoolExecutor(workers)
     try:
-        while running or (pending and not keeper.stopped):
-            while pending and len(running) < workers and not keeper.stopped:
+        while running or (pending and not keeper.halted):
+            while pending and len(running) < workers and not keeper.halted:
                 running.add(pool.submit(_feed, pending.popleft(), work, keeper))
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:

@@ -5,7 +5,9 @@ call; ``call-first``: sample a schema-valid call, then write a request that need
 assistant agent solves each in ReAct (``free`` text or ``constrained`` JSON steps), and the
 executor answers each call (an LLM simulating the spec, or a real HTTP call for real tools).
 Every instance is appended to ``train/eval/rejects.jsonl`` as soon as it is finished, with the
-reason it was kept or dropped, so a killed run resumes without redoing or duplicating work.
+reason it was kept or dropped, so a killed run resumes without redoing or duplicating work. A
+teacher endpoint that fails (down, restarting, 5xx) rejects nothing: the tool is retried with
+back-off and, after a few tools in a row, the run stops (:mod:`toolalpaca_utils.endpoint`).
 Evaluation tools (a seeded, tool-level split) never reach the training split.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .agents import (
     sample_call, write_instruction_for_call, write_instructions,
 )
 from .corpus import SPLITS, load_split, save_tools, to_dataset_dict
+from .endpoint import EndpointPolicy, guard_endpoint
 from .llm import LLMError
 from .parallel import run_parallel, worker_count
 from .react import GET_DETAILS
@@ -132,7 +135,9 @@ def _instance(tool: str, iid: str, instruction: str, cfg: SimulationConfig, traj
 
 def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, done: set[str],
                   executor=None) -> Iterator[dict]:
-    """All instances of one tool, kept or dropped; ids in ``done`` are skipped."""
+    """All instances of one tool, kept or dropped; ids in ``done`` are skipped. With a guarded
+    client (:func:`~toolalpaca_utils.endpoint.guard_endpoint`) an endpoint failure ends the tool
+    with :class:`~toolalpaca_utils.endpoint.EndpointFailure` instead of a reject."""
     tool = record["Name"]
     executor = executor or executor_for(record, SimulatedExecutor(client))
     seed = cfg.seed + (sum(map(ord, tool)) % 10_000) * 100
@@ -224,12 +229,18 @@ class SimulationResult:
 
 
 def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir: str | Path,
-             progress: bool = True, executors: dict | None = None, workers: int | None = None) -> SimulationResult:
+             progress: bool = True, executors: dict | None = None, workers: int | None = None,
+             endpoint: EndpointPolicy | None = None) -> SimulationResult:
     """Run the simulation for ``records`` into ``out_dir`` (resuming what is already there).
 
     ``workers`` tools are simulated at once (default: ``client.parallelism``, one per server
     replica); every instance is appended as soon as it is finished, and at the end each split is
-    rewritten in tool order, so the files do not depend on which worker finished first."""
+    rewritten in tool order, so the files do not depend on which worker finished first.
+
+    A tool whose teacher endpoint failed is retried as ``endpoint`` says (default
+    :class:`~toolalpaca_utils.endpoint.EndpointPolicy`) and its unfinished instances are not
+    recorded; after a few such tools in a row the run stops with
+    :class:`~toolalpaca_utils.endpoint.EndpointUnreachableError`, and a rerun does exactly them."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not records:
@@ -242,11 +253,15 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     done = {row["id"] for split in SPLITS for row in read_jsonl(out_dir / f"{split}.jsonl")}
     start = time.perf_counter()
     kept = 0
+    policy = (endpoint or EndpointPolicy()).for_stage(
+        client, kept=str(out_dir), resume="run simulate again with the same out_dir and configuration (the "
+                                          "02_simulation notebook, or `python -m toolalpaca_utils.simulation`)")
+    guarded = guard_endpoint(client)
 
     def run_tool(record: dict) -> Iterator[dict]:
         split = "eval" if record["Name"] in eval_names else "train"
         executor = (executors or {}).get(record["Name"])
-        return simulate_tool(client, record, cfg, split=split, done=done, executor=executor)
+        return simulate_tool(guarded, record, cfg, split=split, done=done, executor=executor)
 
     def keep(inst: dict) -> None:
         nonlocal kept
@@ -256,7 +271,7 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
 
     run_parallel(records, run_tool, keep, workers=worker_count(client, workers),
                  total=len(records) * cfg.instructions_per_tool, initial=len(done), desc="instances",
-                 progress=progress, postfix=lambda: {"kept": kept})
+                 progress=progress, postfix=lambda: {"kept": kept}, endpoint=policy)
     _canonical_order(out_dir, [r["Name"] for r in records])
     to_dataset_dict(out_dir)
     return summarise(out_dir, seconds=time.perf_counter() - start, train_tools=train_names, eval_tools=eval_names)

@@ -41,7 +41,15 @@ class LLMTimeoutError(LLMError):
 
 
 class LLMRequestError(LLMError):
-    """The endpoint rejected the request (bad schema, unknown model, bad parameter)."""
+    """The endpoint rejected the request (bad schema, unknown model, bad parameter).
+
+    ``status_code`` is the HTTP status (None when the request was refused before sending):
+    :func:`toolalpaca_utils.endpoint.is_endpoint_failure` tells a failing endpoint (5xx, 401,
+    403, 404, 408, 429) from a request the model could never answer (400, 422)."""
+
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class LLMOutputError(LLMError):
@@ -254,7 +262,7 @@ class ChatClient:
             body = _error_text(exc)
             what = "the JSON schema" if schema is not None else "the request"
             raise LLMRequestError(
-                f"{url} rejected {what} (HTTP {exc.status_code}): {body}"
+                f"{url} rejected {what} (HTTP {exc.status_code}): {body}", exc.status_code
             ) from exc
         seconds = time.perf_counter() - start
         choice = response.choices[0]

@@ -13,7 +13,8 @@ imagination prompt; *long-term memory* lists every request of the tool's earlier
 its Solved label when imagining, with the instruction to explore something different. Each memory
 and the reflection can be switched off (:class:`ExploreConfig`); a switch removes exactly its part
 of the prompts (:func:`imagination_messages`, :func:`trial_system_prompt`). Every trial is
-appended to a JSONL file as it finishes, so an interrupted exploration resumes.
+appended to a JSONL file as it finishes, so an interrupted exploration resumes; a trial whose
+explorer endpoint failed is not recorded but retried (:mod:`toolalpaca_utils.endpoint`).
 
 What makes a request usable (:func:`request_problems`, :func:`clean_query`) lives here too:
 the trial needs it, and distillation applies the same test to what it keeps.
@@ -30,6 +31,7 @@ from typing import Iterator, Sequence
 
 from ..agents import (Episode, HttpExecutor, drive, instruction_problems, missing_values, normalise,
                       template_instruction)
+from ..endpoint import EndpointPolicy, guard_endpoint
 from ..llm import LLMError
 from ..openapi import describe_function, function_schemas, record_spec, validate_arguments
 from ..parallel import run_parallel, worker_count
@@ -462,30 +464,44 @@ def _finish_trial_row(row: dict, tokens: dict, t0: float) -> dict:
 
 
 def explore(client, records: Sequence[dict], cfg: ExploreConfig | None = None, *, out_path: str | Path | None = None,
-            executor=None, progress: bool = True, workers: int | None = None) -> list[dict]:
+            executor=None, progress: bool = True, workers: int | None = None,
+            endpoint: EndpointPolicy | None = None) -> list[dict]:
     """Explore every tool: ``cfg.episodes`` × ``cfg.trials`` trials each. Rows already in
     ``out_path`` (same configuration) are reused — and serve as memory — so a killed run resumes.
     Tools are independent (each has its own memories), so ``workers`` of them (default:
-    ``client.parallelism``, one per server replica) are explored at once; rows come back in tool order."""
+    ``client.parallelism``, one per server replica) are explored at once; rows come back in tool order.
+
+    A tool whose explorer endpoint failed is retried from its first unfinished trial as ``endpoint``
+    says; the failed trial is not recorded, and after a few such tools in a row the run stops with
+    :class:`~toolalpaca_utils.endpoint.EndpointUnreachableError` (a rerun does exactly the rest)."""
     cfg = cfg or ExploreConfig()
     fp = cfg.fingerprint()
     done = {(r["tool"], r["episode"], r["trial"]): r for r in read_jsonl(out_path)
             if r.get("config") == fp} if out_path else {}
     per_tool: list[list[dict]] = [[] for _ in records]
+    fresh: dict[tuple[int, int, int], dict] = {}  # (tool index, episode, trial) -> a row of this run, kept
+    policy = (endpoint or EndpointPolicy()).for_stage(
+        client, kept=str(out_path or "nowhere (no out_path was given)"),
+        resume="run explore again with the same out_path and configuration (the 06_ste notebook)")
+    guarded = guard_endpoint(client)
 
     def explore_tool(index: int) -> Iterator[tuple[dict, bool]]:
-        """The tool's trials in turn, each with whether it is new (not read back)."""
-        record, tool_rows = records[index], per_tool[index]
+        """The tool's trials in turn, each with whether it is new (not read back); a retry after an
+        endpoint failure starts the tool again, reading back the trials it finished."""
+        record = records[index]
+        tool_rows = per_tool[index] = []
         for e in range(cfg.episodes):
             episode_rows: list[dict] = []
             earlier = list(tool_rows)
             for t in range(cfg.trials):
-                row = done.get((record["Name"], e, t))
+                row = done.get((record["Name"], e, t)) or fresh.get((index, e, t))
                 new = row is None
                 if new:
-                    row = run_trial(client, record, e, t, episode_rows, earlier, cfg, executor=executor)
+                    row = run_trial(guarded, record, e, t, episode_rows, earlier, cfg, executor=executor)
                 episode_rows.append(row)
                 yield row, new
+                if new:  # handed over and kept: a retry of this tool reads it back
+                    fresh[(index, e, t)] = row
             tool_rows += episode_rows
 
     def keep(result: tuple[dict, bool]) -> None:
@@ -494,7 +510,8 @@ def explore(client, records: Sequence[dict], cfg: ExploreConfig | None = None, *
             append_jsonl(out_path, [row])
 
     run_parallel(range(len(records)), explore_tool, keep, workers=worker_count(client, workers),
-                 total=len(records) * cfg.episodes * cfg.trials, desc=f"explore[{cfg.condition}]", progress=progress)
+                 total=len(records) * cfg.episodes * cfg.trials, desc=f"explore[{cfg.condition}]", progress=progress,
+                 endpoint=policy)
     return [row for rows in per_tool for row in rows]
 
 

@@ -21,7 +21,9 @@ it is accepted or lands in the rejects table — it is never silently dropped.
 :func:`build_toolset` runs many entries with a progress bar, appends each finished entry to
 ``progress.jsonl`` as soon as it is done (a crashed or interrupted run resumes where it
 stopped), and stops with :class:`EndpointUnreachableError` after a few consecutive entries that
-could not reach the endpoint at all, instead of burning through the catalogue.
+could not reach the endpoint at all, instead of burning through the catalogue; such entries are
+retried with back-off and never recorded, so a rerun tries exactly them (the mechanism all stages
+share, :mod:`toolalpaca_utils.endpoint`).
 
 Submodules (every public name is re-exported here, so ``toolset.X`` works for all of them):
 
@@ -46,7 +48,7 @@ from .gates import (
     FUNCTION_GATES, GATES, MEDIA_IO_WORDS, PRE_LLM_GATES, RESERVED_NAMES, GateFailure, check_entry,
     check_function, check_introduction, dedupe_names, screen_functions,
 )
-from .generate import ENDPOINT_ERRORS, entry_key, entry_seed, generate_tool, plain_entry
+from .generate import entry_key, entry_seed, generate_tool, plain_entry
 from .outcomes import Attempt, EndpointUnreachableError, ToolOutcome, ToolsetResult
 from .prompts import FUNCTIONS_PROMPT, INTRO_PROMPT, SYSTEM_PROMPT, functions_messages, intro_messages
 from .records import assemble_record, functions_text, load_real_tools, server_url_for, to_spec_functions
@@ -65,7 +67,7 @@ __all__ = [
     "GenerationConfig",
     "FUNCTION_GATES", "GATES", "MEDIA_IO_WORDS", "PRE_LLM_GATES", "RESERVED_NAMES", "GateFailure", "check_entry",
     "check_function", "check_introduction", "dedupe_names", "screen_functions",
-    "ENDPOINT_ERRORS", "entry_key", "entry_seed", "generate_tool", "plain_entry",
+    "entry_key", "entry_seed", "generate_tool", "plain_entry",
     "Attempt", "EndpointUnreachableError", "ToolOutcome", "ToolsetResult",
     "FUNCTIONS_PROMPT", "INTRO_PROMPT", "SYSTEM_PROMPT", "functions_messages", "intro_messages",
     "assemble_record", "functions_text", "load_real_tools", "server_url_for", "to_spec_functions",

@@ -1,6 +1,7 @@
 """Documenting one catalogue entry: the entry gates, then up to ``1 + max_retries`` attempts,
 each an introduction call and a functions call under their schemas, followed by the function
-gates and the spec assembly. Bad input or model output is recorded, never raised."""
+gates and the spec assembly. Bad input or model output is recorded, never raised; an endpoint
+failure is raised (the entry is tried again, see :mod:`toolalpaca_utils.endpoint`)."""
 from __future__ import annotations
 
 import json
@@ -10,9 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..llm.client import (
-    ChatResult, LLMConnectionError, LLMError, LLMOutputError, LLMRequestError, LLMTimeoutError,
-)
+from ..endpoint import is_endpoint_failure
+from ..llm.client import ChatResult, LLMError, LLMOutputError, LLMRequestError
 from .config import GenerationConfig
 from .gates import FUNCTION_GATES, GateFailure, check_entry, check_introduction, screen_functions
 from .outcomes import Attempt, ToolOutcome
@@ -20,11 +20,6 @@ from .prompts import functions_messages, intro_messages
 from .records import assemble_record
 from .schemas import functions_schema, intro_schema
 from .text import clean_introduction
-
-
-#: LLM errors that mean the endpoint was not reached (gate ``llm_endpoint``): the entry ends at once
-#: and is retried by a later run.
-ENDPOINT_ERRORS = (LLMConnectionError, LLMTimeoutError, LLMRequestError)
 
 
 def entry_key(entry: dict) -> str:
@@ -45,8 +40,10 @@ def generate_tool(
     config: GenerationConfig | None = None,
 ) -> ToolOutcome:
     """Document one catalogue entry: up to ``1 + max_retries`` attempts with seeds
-    ``seed, seed+1, ...``. Never raises for bad input or model output; endpoint errors end the
-    entry at once (``retryable=True``) since a retry would hit the same dead endpoint."""
+    ``seed, seed+1, ...``. Never raises for bad input or model output. An endpoint failure
+    (:func:`~toolalpaca_utils.endpoint.is_endpoint_failure`) is raised: the entry has no outcome,
+    and :func:`build_toolset` tries it again later. A request the endpoint refuses as such (HTTP
+    400/422) fails the ``llm_endpoint`` gate and ends the entry, since every attempt would send it."""
     config = config or GenerationConfig()
     entry = plain_entry(entry)
     outcome = ToolOutcome(key=entry_key(entry), entry=entry)
@@ -66,7 +63,6 @@ def generate_tool(
             outcome.record = record
             break
         if any(f.gate == "llm_endpoint" for f in attempt.failures):
-            outcome.retryable = True
             break
     return outcome
 
@@ -115,16 +111,17 @@ def _run_attempt(client: Any, entry: dict, attempt: Attempt, schema: dict, confi
 def _chat(client: Any, attempt: Attempt, messages: list[dict], **kwargs) -> ChatResult | None:
     try:
         res = client.chat(messages, **kwargs)
-    except ENDPOINT_ERRORS as exc:
-        attempt.failures.append(GateFailure("llm_endpoint", f"{type(exc).__name__}: {exc}"))
-        return None
     except LLMOutputError as exc:
         attempt.raw_text = (exc.text or "")[:4000]
         attempt.completion_tokens += int(exc.completion_tokens or 0)
         attempt.failures.append(GateFailure("llm_output", str(exc)[:300]))
         return None
-    except LLMError as exc:  # any other LLM-layer failure: recorded, the run goes on
-        attempt.failures.append(GateFailure("llm_output", f"{type(exc).__name__}: {exc}"[:300]))
+    except LLMError as exc:
+        if is_endpoint_failure(exc):  # not this entry's fault: no outcome, tried again later
+            raise
+        # a request refused as such (HTTP 400/422, a bad schema): every attempt would send it again
+        gate = "llm_endpoint" if isinstance(exc, LLMRequestError) else "llm_output"
+        attempt.failures.append(GateFailure(gate, f"{type(exc).__name__}: {exc}"[:300]))
         return None
     attempt.completion_tokens += int(res.completion_tokens or 0)
     attempt.prompt_tokens += int(res.prompt_tokens or 0)

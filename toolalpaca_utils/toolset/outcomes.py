@@ -1,5 +1,6 @@
 """What a run produces: one :class:`Attempt` per try, one :class:`ToolOutcome` per catalogue
-entry (accepted record or reject with reasons), and the :class:`ToolsetResult` of a whole run."""
+entry (accepted record or reject with reasons), and the :class:`ToolsetResult` of a whole run.
+(:class:`EndpointUnreachableError`, the early stop, is the shared one of :mod:`toolalpaca_utils.endpoint`.)"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .. import openapi
-from ..llm.client import LLMConnectionError
+from ..endpoint import EndpointUnreachableError  # noqa: F401 — re-exported: toolset.EndpointUnreachableError
 from .gates import GateFailure
 from .report import gate_table
 
@@ -60,7 +61,7 @@ class ToolOutcome:
     record: dict | None = None
     attempts: list[Attempt] = field(default_factory=list)
     entry_failures: list[GateFailure] = field(default_factory=list)   # pre-LLM gates
-    retryable: bool = False           # failed only because the endpoint could not be reached
+    retryable: bool = False           # (older runs) failed only for want of an endpoint: never reused
     settings: str = ""                # fingerprint of the generation settings (for resume)
 
     @property
@@ -126,15 +127,6 @@ class ToolOutcome:
             entry_failures=[GateFailure(**f) for f in d.get("entry_failures") or []],
             retryable=bool(d.get("retryable")), settings=d.get("settings", ""),
         )
-
-
-class EndpointUnreachableError(LLMConnectionError):
-    """Several entries in a row could not reach the LLM endpoint; the run stopped early.
-    ``result`` holds what was finished (it is also in ``progress.jsonl``)."""
-
-    def __init__(self, message: str, result: "ToolsetResult | None" = None):
-        super().__init__(message)
-        self.result = result
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Many entries: :func:`build_toolset` generates them in parallel with a progress bar, appends
 every finished entry to ``progress.jsonl`` at once (a crashed or interrupted run resumes where it
-stopped) and stops early when several entries in a row could not reach the endpoint."""
+stopped) and stops early when several entries in a row could not reach the endpoint (the shared
+mechanism of :mod:`toolalpaca_utils.endpoint`: such entries are retried, never recorded)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,11 +11,12 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from ..endpoint import EndpointPolicy, EndpointUnreachableError, guard_endpoint
 from ..parallel import run_parallel, worker_count
 from ..runs import append_jsonl, fingerprint, read_jsonl
 from .config import GenerationConfig
 from .generate import entry_key, entry_seed, generate_tool, plain_entry
-from .outcomes import EndpointUnreachableError, ToolOutcome, ToolsetResult
+from .outcomes import ToolOutcome, ToolsetResult
 from .prompts import FUNCTIONS_PROMPT, INTRO_PROMPT, SYSTEM_PROMPT
 
 PROGRESS_FILE = "progress.jsonl"
@@ -50,8 +52,9 @@ def build_toolset(
     seed: int = 0,
     config: GenerationConfig | None = None,
     progress: bool = True,
-    max_consecutive_endpoint_failures: int = 3,
+    max_consecutive_endpoint_failures: int | None = None,
     workers: int | None = None,
+    endpoint: EndpointPolicy | None = None,
 ) -> ToolsetResult:
     """Document every entry; resume from ``out_dir/progress.jsonl``.
 
@@ -59,9 +62,10 @@ def build_toolset(
     replica); outcomes are recorded in entry order whichever worker finishes first.
 
     Entries already finished with the same settings (model, config, retries, seed, prompts) are
-    read back, not regenerated; entries that only failed because the endpoint was unreachable
-    are retried. After ``max_consecutive_endpoint_failures`` entries in a row that could not
-    reach the endpoint, raises :class:`EndpointUnreachableError` (finished work is kept).
+    read back, not regenerated. An entry whose endpoint failed is retried with back-off and
+    otherwise not recorded, so a later run retries it; after ``max_consecutive_endpoint_failures``
+    (default: ``endpoint.max_consecutive``, 3) such entries in a row, raises
+    :class:`EndpointUnreachableError` (finished work is kept; ``.result`` holds it).
     """
     config = config or GenerationConfig()
     progress_path = Path(out_dir) / PROGRESS_FILE
@@ -71,26 +75,41 @@ def build_toolset(
     rows = _entry_rows(entries)
     start = time.perf_counter()
     result = ToolsetResult(outcomes=[])
+    policy = _policy(client, endpoint, max_consecutive_endpoint_failures, progress_path)
+    guarded = guard_endpoint(client)
 
     def work(entry: dict) -> list[ToolOutcome]:
         key = entry_key(entry)
         if key in done:
             return [done[key]]
-        return [generate_tool(client, entry, max_retries=max_retries, seed=entry_seed(entry, seed), config=config)]
+        return [generate_tool(guarded, entry, max_retries=max_retries, seed=entry_seed(entry, seed), config=config)]
 
-    keep = _Recorder(result, done, progress_path, settings, len(rows), max_consecutive_endpoint_failures)
+    keep = _Recorder(result, done, progress_path, settings)
     try:
         run_parallel(rows, work, keep, workers=worker_count(client, workers), ordered=True,
-                     desc="toolset", unit="tool", progress=progress, postfix=keep.postfix)
+                     desc="toolset", unit="tool", progress=progress, postfix=keep.postfix, endpoint=policy)
+    except EndpointUnreachableError as exc:
+        result.stopped_early, exc.result = str(exc), result
+        raise
     finally:
         _finish(result, start, client)
-    if result.stopped_early:
-        raise EndpointUnreachableError(result.stopped_early + f"; finished work is kept in {progress_path}", result)
     return result
 
 
+def _policy(client: Any, endpoint: EndpointPolicy | None, max_consecutive: int | None,
+            progress_path: Path) -> EndpointPolicy:
+    """The endpoint policy of a toolset run (``max_consecutive``, when given, wins)."""
+    policy = endpoint or EndpointPolicy()
+    if max_consecutive is not None:
+        policy = dataclasses.replace(policy, max_consecutive=max_consecutive)
+    return policy.for_stage(client, kept=str(progress_path),
+                            resume="run build_toolset again with the same out_dir and settings "
+                                   "(the 01_toolset notebook, or `python -m toolalpaca_utils.toolset`)")
+
+
 def _reusable_outcomes(progress_path: Path, settings: str) -> dict[str, ToolOutcome]:
-    """Finished outcomes to read back: same settings, and not failed only for want of an endpoint."""
+    """Finished outcomes to read back: same settings, and not failed only for want of an endpoint
+    (an older run recorded such entries as ``retryable``; now they are not recorded at all)."""
     return {k: o for k, o in read_progress(progress_path).items()
             if o.settings == settings and not o.retryable}
 
@@ -102,33 +121,18 @@ def _entry_rows(entries: pd.DataFrame | Iterable[dict]) -> list[dict]:
 
 class _Recorder:
     """Takes the outcomes in entry order into ``result``: a read-back one counts as resumed, a new
-    one is stamped and appended to the progress file at once. After ``max_consecutive`` new
-    entries in a row that could not reach the endpoint it sets ``result.stopped_early`` and
-    answers True (stop)."""
+    one is stamped and appended to the progress file at once."""
 
-    def __init__(self, result: ToolsetResult, done: dict[str, ToolOutcome], path: Path, settings: str,
-                 n_entries: int, max_consecutive: int):
+    def __init__(self, result: ToolsetResult, done: dict[str, ToolOutcome], path: Path, settings: str):
         self.result, self.done, self.path, self.settings = result, done, path, settings
-        self.n_entries, self.max_consecutive = n_entries, max_consecutive
-        self.consecutive = 0
 
-    def __call__(self, outcome: ToolOutcome) -> bool:
-        outcomes = self.result.outcomes
-        outcomes.append(outcome)
+    def __call__(self, outcome: ToolOutcome) -> None:
+        self.result.outcomes.append(outcome)
         if self.done.get(outcome.key) is outcome:
             self.result.resumed += 1
         else:
             outcome.settings = self.settings
             append_jsonl(self.path, [outcome.to_json()])
-            self.consecutive = self.consecutive + 1 if outcome.retryable else 0
-        if self.consecutive < self.max_consecutive:
-            return False
-        last = outcomes[-1].failures[-1].reason if outcomes[-1].failures else "unknown"
-        self.result.stopped_early = (
-            f"stopped after {self.consecutive} consecutive entries could not reach the LLM endpoint "
-            f"({len(outcomes)} of {self.n_entries} entries seen); last error: {last}"
-        )
-        return True
 
     def postfix(self) -> dict:
         outcomes = self.result.outcomes
