@@ -383,3 +383,10 @@ def test_notebook_is_thin_and_parameterised():
                 "toolset_minutes", "toolset_yield_pct"):
         assert f'"{key}"' in source
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def test_the_real_tools_join_the_toolset():
+    """Notebook 01 adds the real tools' records (a broken import once left the toolset without them)."""
+    records, note = toolset.load_real_tools()
+    assert len(records) == 10 and all(r["source"] == "real" for r in records), note
+    assert {"PublicHolidays", "Calculator", "UnitConverter"} <= {r["Name"] for r in records}

@@ -77,10 +77,9 @@ def assemble_record(entry: dict, introduction: str, functions: list[dict]) -> tu
 
 def load_real_tools(base_url: str | None = None) -> tuple[list[dict], str]:
     """The real tools' records from :mod:`toolalpaca_utils.realtools`, and a note on where they
-    came from; ``([], reason)`` when that part of the package is not available."""
-    try:
-        from .realtools import real_tool_records
-    except ImportError as exc:
-        return [], f"real tools not available ({exc})"
+    came from (the real tools are part of this package: failing to import them is a bug, not a
+    reason to build a toolset without them)."""
+    from ..realtools import real_tool_records
+
     records = real_tool_records(base_url=base_url)
     return records, f"{len(records)} real tools from toolalpaca_utils.realtools"
