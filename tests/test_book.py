@@ -292,6 +292,8 @@ def test_tiny_book_end_to_end(tmp_path):
     page = (executed / "timings.md").read_text()
     assert all(stem in page for stem in ran)
     html_dir = site / "_build" / "html"
+    landing = (html_dir / "book" / "index.html").read_text()
+    assert "np.float64(" not in landing and "np.int64(" not in landing   # numbers render as numbers
     assert (html_dir / "book" / "executed" / "timings.html").is_file()
     assert (html_dir / "book" / "executed" / "performance.html").is_file()
     for stem in ran:
