@@ -2,6 +2,9 @@
 that answers every call alike, so the loops' control flow is tested without a server."""
 from __future__ import annotations
 
+import http.server
+import json
+
 from typing import Callable
 
 from toolalpaca_utils.agents import Observation
@@ -42,3 +45,18 @@ def fixed_executor(status: int | Callable[[int], int], body: str):
         return Observation(status(seed) if callable(status) else status, body)
 
     return execute
+
+
+class JsonHandler(http.server.BaseHTTPRequestHandler):
+    """A quiet loopback HTTP handler; subclasses answer POSTs with :meth:`send_json`."""
+
+    def send_json(self, status: int, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass

@@ -29,7 +29,7 @@ from toolalpaca_utils.parallel import run_parallel
 from toolalpaca_utils.procs import LIVE, Service, free_port
 from toolalpaca_utils.simulation import SimulationConfig, simulate
 
-from doubles import ScriptedModel, fixed_executor
+from doubles import JsonHandler, ScriptedModel, fixed_executor
 from openai_standin import reply_for
 
 TESTS = Path(__file__).resolve().parent
@@ -72,18 +72,10 @@ def test_classification_of_each_error(exc, endpoint):
     assert is_endpoint_failure(exc) is endpoint
 
 
-class _StatusHandler(http.server.BaseHTTPRequestHandler):
+class _StatusHandler(JsonHandler):
     def do_POST(self):  # noqa: N802 — the base URL names the status: /<status>/chat/completions
         status = int(self.path.split("/")[1])
-        body = json.dumps({"error": {"message": f"status {status}"}}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(status, {"error": {"message": f"status {status}"}})
 
 
 def test_the_client_classifies_real_http_statuses():

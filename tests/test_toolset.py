@@ -16,7 +16,7 @@ from toolalpaca_utils.endpoint import EndpointPolicy
 from toolalpaca_utils.llm import ChatClient, ChatResult, LLMConnectionError
 from toolalpaca_utils.toolset import GenerationConfig
 
-from doubles import ScriptedModel
+from doubles import JsonHandler, ScriptedModel
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,25 +273,17 @@ def test_resume_after_interruption(tmp_path):
     assert result.resumed == 0 and client.calls == 4
 
 
-class _JunkHandler(http.server.BaseHTTPRequestHandler):
+class _JunkHandler(JsonHandler):
     """An OpenAI-compatible endpoint whose model answers garbage."""
 
     def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({
+        self.send_json(200, {
             "id": "junk", "object": "chat.completion", "created": 0, "model": "junk",
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": "}}{{ lorem ipsum <|im_end|> [1, 2"}}],
             "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
-        }).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        })
 
 
 @pytest.fixture
