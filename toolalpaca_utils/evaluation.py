@@ -1,7 +1,7 @@
 """Stage 4: evaluation on tools the model never saw, with deterministic metrics and an LLM judge.
 
-A model under test (the local HF student with or without its adapter, or any OpenAI-compatible
-endpoint) runs the same ReAct episode as the simulation, with the same prompt, against
+A model under test (the student served by an engine, with or without its adapter:
+:func:`~toolalpaca_utils.llm.open_student`) runs the same ReAct episode as the simulation, with the same prompt, against
 (a) the unseen simulated tools (their calls answered by the simulated executor), (b) the real
 tools (answered for real over HTTP), or (c) any ToolAlpaca-format eval file. Every metric is
 over *all* instances: an episode that crashed or never answered counts as a failure.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .agents import Episode, SimulatedExecutor, Trajectory, drive, executor_for, run_episodes_batched
+from .agents import Episode, SimulatedExecutor, Trajectory, drive, executor_for
 from .corpus import load_split, load_tools
 from .llm import LLMError
 from .react import GET_DETAILS
@@ -194,38 +194,47 @@ class EvalRun:
 
 def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name: str, teacher=None,
              mode: str = "free", max_steps: int = 4, out_path: str | Path | None = None,
-             progress: bool = True) -> EvalRun:
-    """Run ``model`` on every item and score it. ``teacher`` (a ChatClient) plays simulated tools
-    and the user; real tools are called over HTTP. Models with ``chat_batch`` are driven in
-    batches; others one episode at a time. Rows already in ``out_path`` are reused (resume)."""
+             progress: bool = True, workers: int | None = None) -> EvalRun:
+    """Run ``model`` (a ChatClient, e.g. :func:`~toolalpaca_utils.llm.open_student`) on every item
+    and score it. ``teacher`` (a ChatClient) plays simulated tools and the user; real tools are
+    called over HTTP. ``workers`` episodes run at once (default: one per model replica, or the
+    endpoint's concurrency), each row appended to ``out_path`` as its episode ends, so an
+    interrupted run resumes per row. ``mode`` "constrained" decodes every step under the tool's
+    JSON schema (:func:`~toolalpaca_utils.react.step_schema`)."""
+    from .parallel import run_parallel, worker_count
+
     done = {r["id"]: r for r in read_jsonl(out_path)} if out_path else {}
     simulated = SimulatedExecutor(teacher) if teacher is not None else None
-    todo = [it for it in items if it.id not in done]
-    episodes, crashed = [], []
-    for it in todo:
-        rec = records.get(it.tool)
-        try:
-            if rec is None:
-                raise KeyError(f"no tool record for {it.tool!r}")
-            ex = executor_for(rec, simulated)
-            episodes.append((it, Episode(rec, it.instruction, ex, mode=mode, max_steps=max_steps,
-                                         user_client=teacher, seed=0)))
-        except (KeyError, ValueError) as exc:
-            crashed.append((it, str(exc)))
-    if hasattr(model, "chat_batch"):
-        run_episodes_batched(model, [ep for _, ep in episodes], progress=progress,
-                             workers=getattr(teacher, "parallelism", 1))
-    else:
-        from tqdm.auto import tqdm
+    # one tool's items one after another: each engine replica reuses the tool's documentation,
+    # already read, for the next request (llama.cpp keeps the longest matching prefix)
+    todo = sorted((it for it in items if it.id not in done), key=lambda it: it.tool)
 
-        for _, ep in tqdm(episodes, disable=not progress, desc=name):
-            drive(model, ep)
-    new_rows = [_row(it, ep.traj, name) for it, ep in episodes]
-    new_rows += [{**_row(it, None, name), "error": why} for it, why in crashed]
-    if out_path:
-        append_jsonl(out_path, new_rows)
-    by_id = {**done, **{r["id"]: r for r in new_rows}}
-    return EvalRun(name, [by_id[it.id] for it in items if it.id in by_id])
+    def work(item: EvalItem):
+        yield _run_item(model, item, records, simulated=simulated, teacher=teacher, mode=mode,
+                        max_steps=max_steps, name=name)
+
+    def keep(row: dict) -> None:
+        done[row["id"]] = row
+        if out_path:
+            append_jsonl(out_path, [row])
+
+    run_parallel(todo, work, keep, workers=worker_count(model, workers), desc=name, unit="episode",
+                 progress=progress)
+    return EvalRun(name, [done[it.id] for it in items if it.id in done])
+
+
+def _run_item(model, item: EvalItem, records: dict, *, simulated, teacher, mode: str, max_steps: int,
+              name: str) -> dict:
+    """One item's episode to its end, as a result row; a tool that cannot be run is a crashed row."""
+    rec = records.get(item.tool)
+    try:
+        if rec is None:
+            raise KeyError(f"no tool record for {item.tool!r}")
+        episode = Episode(rec, item.instruction, executor_for(rec, simulated), mode=mode, max_steps=max_steps,
+                          user_client=teacher, seed=0)
+    except (KeyError, ValueError) as exc:
+        return {**_row(item, None, name), "error": str(exc)}
+    return _row(item, drive(model, episode), name)
 
 
 def _row(item: EvalItem, traj: Trajectory | None, name: str) -> dict:

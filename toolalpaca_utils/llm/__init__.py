@@ -1,4 +1,4 @@
-"""The LLM layer: model registry, embedded server, chat client with cache, local HF backend."""
+"""The LLM layer: model registry, embedded server, chat client with cache, the served student."""
 from .cache import CallCache, cache_key
 from .client import (
     ChatClient, ChatResult, LLMConnectionError, LLMError, LLMOutputError, LLMRequestError, LLMServerCrashed,
@@ -7,13 +7,14 @@ from .client import (
 from .registry import DEFAULT_MODEL, ModelNotFoundError, ModelSpec, resolve_model
 from .server import ServerInfo, ServerStartError, embedded_server, free_port
 from .session import EMBEDDED, open_chat
+from .student import StudentServeError, open_student
 
 __all__ = [
     "CallCache", "cache_key", "ChatClient", "ChatResult", "LLMConnectionError", "LLMError",
     "LLMOutputError", "LLMRequestError", "LLMServerCrashed", "LLMTimeoutError", "parse_json_output",
     "response_format_for", "DEFAULT_MODEL", "ModelNotFoundError", "ModelSpec", "resolve_model",
     "ServerInfo", "ServerStartError", "embedded_server", "free_port", "LocalChatModel",
-    "EMBEDDED", "open_chat",
+    "EMBEDDED", "open_chat", "open_student", "StudentServeError",
 ]
 
 

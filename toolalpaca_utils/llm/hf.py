@@ -97,7 +97,7 @@ def load_model_and_tokenizer(model: str = DEFAULT_MODEL, *, device: str | None =
     return lm.to(device), tokenizer
 
 
-def _peft_model(lm, adapter: str):
+def peft_model(lm, adapter: str):
     """``PeftModel.from_pretrained``, without the FutureWarning peft's own call to transformers'
     deprecated ``is_gradient_checkpointing`` prints (with a machine path) into every notebook."""
     import warnings
@@ -125,7 +125,7 @@ def merged_checkpoint(model: str, adapter: str | Path, out_dir: str | Path) -> s
     if stamp.is_file() and stamp.read_text().split() == [model, digest]:
         return str(out_dir)
     lm, tokenizer = load_model_and_tokenizer(model, device="cpu", dtype=torch.float32)
-    merged = _peft_model(lm, str(adapter)).merge_and_unload()
+    merged = peft_model(lm, str(adapter)).merge_and_unload()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     merged.save_pretrained(tmp)
@@ -163,7 +163,7 @@ class LocalChatModel:
             dtype = torch.bfloat16 if bf16_available(target) else None
         lm, tokenizer = load_model_and_tokenizer(model, device=device, dtype=dtype)
         if adapter:
-            lm = _peft_model(lm, adapter)
+            lm = peft_model(lm, adapter)
         self._setup(lm, tokenizer, name=model if adapter is None else f"{model}+{adapter}",
                     max_batch_size=max_batch_size, max_input_tokens=max_input_tokens,
                     min_shared_prefix=min_shared_prefix, prefix_cache_tokens=prefix_cache_tokens)

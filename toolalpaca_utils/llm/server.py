@@ -45,13 +45,18 @@ def embedded_server(
     startup_timeout: float = 120.0,
     log_dir: str | Path | None = None,
     prompt_cache_mb: int | None = None,
+    lora_path: str | Path | None = None,
+    alias: str | None = None,
 ) -> Iterator[ServerInfo]:
     """Serve a registry GGUF model on 127.0.0.1 for the duration of the ``with`` block.
 
     ``prompt_cache_mb`` > 0 keeps the model state after each request in an LRU RAM cache of that
     size, so a prompt that shares a prefix with *any* recent request (not just the last one)
     skips re-reading it (measured: a simulation run 20% faster); default
-    ``$TOOLALPACA_LLM_PROMPT_CACHE_MB`` or 1024; 0 turns it off."""
+    ``$TOOLALPACA_LLM_PROMPT_CACHE_MB`` or 1024; 0 turns it off. ``lora_path``: a GGUF LoRA adapter
+    applied to the model (:func:`toolalpaca_utils.export.gguf_lora`); ``alias``: the model name the
+    server answers to (default: the registry name; give a served adapter its own, so that calls
+    to the base and to the adapter never share a cache entry)."""
     spec = resolve_model(model)
     if spec.kind != "gguf":
         raise ValueError(f"the embedded server serves GGUF models; {model!r} is an HF model (use the local HF backend)")
@@ -70,11 +75,15 @@ def embedded_server(
     log_path = log_dir / f"llama-server-{port}.log"
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
-        "--model", spec.path, "--model_alias", spec.name,
+        "--model", spec.path, "--model_alias", alias or spec.name,
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads),
         "--verbose", "False",
     ]
+    if lora_path is not None:
+        if not Path(lora_path).is_file():
+            raise ServerStartError(f"LoRA adapter {lora_path} does not exist")
+        cmd += ["--lora_path", str(lora_path)]
     if prompt_cache_mb is None:
         prompt_cache_mb = int(os.environ.get("TOOLALPACA_LLM_PROMPT_CACHE_MB", 1024))
     if prompt_cache_mb > 0:
@@ -85,7 +94,7 @@ def embedded_server(
     _BY_URL[base_url] = server
     try:
         server.launch(cmd, log_path=log_path, health_url=f"{base_url}/models")
-        yield ServerInfo(base_url=base_url, model=spec.name, pid=server.pid, log_path=str(log_path))
+        yield ServerInfo(base_url=base_url, model=alias or spec.name, pid=server.pid, log_path=str(log_path))
     finally:
         _BY_URL.pop(base_url, None)
         server.stop()

@@ -26,6 +26,8 @@ def open_chat(
     n_threads: int | None = None,
     replicas: int = 1,
     prompt_cache_mb: int | None = None,
+    lora_path: str | Path | None = None,
+    alias: str | None = None,
 ) -> Iterator[ChatClient]:
     """A :class:`ChatClient` for ``endpoint``: ``"embedded"`` starts (and afterwards stops) the
     llama.cpp server with a registry model; anything else is an OpenAI-compatible base URL
@@ -35,14 +37,15 @@ def open_chat(
     llama-cpp-python serves one request at a time, and for a 135M model two one-thread servers
     on two cores generate far more than one two-thread server. Callers that run work in
     parallel (``client.parallelism`` workers) get one server per thread. For a remote endpoint
-    ``replicas`` only raises the concurrency: the server batches concurrent requests itself."""
+    ``replicas`` only raises the concurrency: the server batches concurrent requests itself.
+    ``lora_path``, ``alias``: see :func:`~toolalpaca_utils.llm.server.embedded_server` (embedded only)."""
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
     if endpoint == EMBEDDED:
         with contextlib.ExitStack() as stack:
             servers = [stack.enter_context(embedded_server(
                 model, n_ctx=n_ctx, n_threads=n_threads or (1 if replicas > 1 else None),
-                prompt_cache_mb=prompt_cache_mb)) for _ in range(replicas)]
+                prompt_cache_mb=prompt_cache_mb, lora_path=lora_path, alias=alias)) for _ in range(replicas)]
             yield ChatClient(servers[0].base_url, servers[0].model, dialect="llama_cpp", cache_dir=cache_dir,
                              timeout=timeout, max_concurrency=max_concurrency,
                              replica_urls=[s.base_url for s in servers[1:]])
