@@ -48,6 +48,7 @@ def test_two_points_end_to_end(realtools_url, tmp_path):
     from toolalpaca_utils.corpus import load_split, load_tools
     from toolalpaca_utils.diversity import run_point
     from toolalpaca_utils.evaluation import items_from_real
+    from toolalpaca_utils.llm import Student
     from toolalpaca_utils.training import TrainConfig
 
     records = load_tools(FIXTURE)
@@ -59,7 +60,7 @@ def test_two_points_end_to_end(realtools_url, tmp_path):
     rows = []
     for s in subsets:
         rows += run_point(s, records, eval_sets, out_dir=tmp_path / f"k{s.n_tools}", teacher=None,
-                          train_config=cfg, max_steps_eval=1, batch_size=2)
+                          train_config=cfg, max_steps_eval=1, student=Student(work_dir=tmp_path / "served"))
     assert [r["n_tools"] for r in rows] == [1, 2]
     assert all(r["n"] == 2 and r["n_instances"] == count and r["train_steps"] == 2 for r in rows)
     assert all(0 <= r["overall"] <= 100 for r in rows)

@@ -13,6 +13,7 @@ from toolalpaca_utils.evaluation import (
     judge, score,
 )
 from toolalpaca_utils.openapi import build_spec
+from toolalpaca_utils.runs import read_jsonl
 
 GOLD = [{"Action": "getWeather", "Action_Input": '{"city": "Oslo", "days": 3}'},
         {"Action": "getAlerts", "Action_Input": '{"region": "${region from getWeather}"}'}]
@@ -122,6 +123,11 @@ def test_real_tool_eval_with_golden_replay_scores_full_marks(realtools_url, tmp_
     assert summary["n"] == 12 and summary["overall"] == 100.0, [r["metrics"] for r in run.rows]
     again = evaluate(GoldenPlayer(items), items, records, name="golden", out_path=tmp_path / "rows.jsonl", progress=False)
     assert again.summary() == summary  # resumed from disk, nothing re-run
+    # four episodes in flight: the same rows, in item order, each written once
+    at_once = evaluate(GoldenPlayer(items), items, records, name="golden", out_path=tmp_path / "four.jsonl",
+                       progress=False, max_steps=4, workers=4)
+    assert [r["id"] for r in at_once.rows] == [it.id for it in items] and at_once.summary() == summary
+    assert sorted(r["id"] for r in read_jsonl(tmp_path / "four.jsonl")) == sorted(it.id for it in items)
     missing = evaluate(GoldenPlayer(items), [EvalItem("x", "NoSuchTool", "hi", [], "real")], records, name="g",
                        progress=False)
     assert missing.summary()["overall"] == 0.0 and missing.rows[0]["metrics"]["failure"] == "crashed"
@@ -130,12 +136,12 @@ def test_real_tool_eval_with_golden_replay_scores_full_marks(realtools_url, tmp_
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_tiny_end_to_end_with_the_embedded_model(llm_server, realtools_url, tmp_path):
-    from toolalpaca_utils.llm import ChatClient, LocalChatModel
+    from toolalpaca_utils.llm import ChatClient, open_student
 
     items, records = items_from_real(realtools_url)
     items = items[:4]
-    student = LocalChatModel(max_batch_size=4)
-    run = evaluate(student, items, records, name="base", max_steps=2, progress=False)
+    with open_student(replicas=1) as student:
+        run = evaluate(student, items, records, name="base", max_steps=2, progress=False)
     assert run.summary()["n"] == 4 and all("failure" in r["metrics"] for r in run.rows)
     teacher = ChatClient(llm_server.base_url, llm_server.model, cache_dir=tmp_path / "cache")
     verdicts = judge(teacher, run.rows, records)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from toolalpaca_utils.agents import (
     Episode, Observation, SimulatedExecutor, dedupe, instruction_problems, missing_values, parse_numbered_list,
-    run_assistant, run_episodes_batched,
+    run_assistant,
 )
 from toolalpaca_utils.corpus import load_split, read_jsonl
 from toolalpaca_utils.openapi import build_spec, function_schemas, record_from_spec, record_spec, validate_arguments
@@ -106,18 +106,6 @@ def test_fuzzed_model_output_never_crashes_the_loop(texts, mode, forced, scaffol
         assert step.observation
         if step.error is None and step.action in schemas:  # what was executed was schema-valid
             assert validate_arguments(schemas[step.action], json.loads(step.action_input)) == []
-
-
-@settings(max_examples=40, deadline=None)
-@given(texts=st.lists(GARBAGE, min_size=1, max_size=4))
-def test_batched_driver_matches_the_sequential_one(texts):
-    record = weather_record()
-    opts = dict(mode="free", max_steps=3)
-    seq = run_assistant(ScriptedModel(texts), record, "Weather in Oslo?", fake_executor, **opts)
-    batched = run_episodes_batched(ScriptedModel(texts), [Episode(record, "Weather in Oslo?", fake_executor,
-                                                                   user_client=ScriptedModel(texts), **opts)])[0]
-    assert [s.text for s in seq.steps] == [s.text for s in batched.steps]
-    assert seq.stop_reason == batched.stop_reason
 
 
 def test_a_repeated_invalid_reply_ends_the_episode():

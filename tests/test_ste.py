@@ -424,6 +424,7 @@ def test_tiny_exploration_distillation_icl_and_finetune(llm_server, realtools_ur
 def test_continual_learning_rounds_replay_and_the_forgetting_table(monkeypatch, tmp_path):
     """A stand-in model 'knows' the tools of its last training set (so it forgets what a round
     does not revisit); the loop, replay, shared first round and the table are real."""
+    import contextlib
     from types import SimpleNamespace
 
     from toolalpaca_utils import evaluation
@@ -438,7 +439,12 @@ def test_continual_learning_rounds_replay_and_the_forgetting_table(monkeypatch, 
 
     def fake_finetune(records, train, *, out_dir, model, tokenizer, keep_model, **params):
         trained.append((model, sorted(e["id"] for e in train), params["seed"]))
-        return SimpleNamespace(model=Known(e["tool"] for e in train), global_step=1, final_loss=0.5, train_seconds=1.0)
+        knows = Known(e["tool"] for e in train)
+        return SimpleNamespace(model=knows, adapter_dir=knows, global_step=1, final_loss=0.5, train_seconds=1.0)
+
+    class Served:  # serves the stack of adapters: the model knows what its last adapter learnt
+        def serve(self, adapters, *, name):
+            return contextlib.nullcontext(adapters[-1] if adapters else Known())
 
     def fake_evaluate(chat, items, records, *, name, max_steps, progress):
         rows = [{"id": it.id, "tool": it.tool, "metrics": {"process_correct": it.tool in chat}} for it in items]
@@ -446,12 +452,11 @@ def test_continual_learning_rounds_replay_and_the_forgetting_table(monkeypatch, 
 
     monkeypatch.setattr(hf, "load_model_and_tokenizer", lambda *a, **k: (Known(), "tok"))
     monkeypatch.setattr(ste.continual, "finetune", fake_finetune)
-    monkeypatch.setattr(ste.continual, "local_chat_model", lambda model, tok, **k: model)
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     examples = [{"id": f"{t}{i}", "tool": t} for t in "ABCD" for i in range(10)]
     items = [EvalItem(f"q{t}", t, "?", [], "real") for t in "ABCD"]
     res = ste.continual_learning({}, examples, items, batches=[["A", "B"], ["C", "D"]], base_model="m",
-                                 out_dir=tmp_path, replay_fraction=0.1, seed=3, learning_rate=0.1)
+                                 student=Served(), out_dir=tmp_path, replay_fraction=0.1, seed=3, learning_rate=0.1)
     # round 1 once (shared), round 2 once per condition; each continues from its condition's model
     assert len(trained) == 3 and trained[0][0] == Known() and all(t[2] == 3 for t in trained)
     assert trained[1][0] == trained[2][0] == Known("AB")

@@ -59,22 +59,22 @@ def diversity_subsets(train_instances: Sequence[dict], n_tools: Sequence[int], *
 
 
 def run_point(subset: Subset, records: dict, eval_sets: dict, *, out_dir: str | Path, teacher, train_config,
-              max_steps_eval: int, batch_size: int = 8) -> list[dict]:
-    """Train one subset's adapter and evaluate it on every set; one summary row per set."""
+              max_steps_eval: int, student) -> list[dict]:
+    """Train one subset's adapter and evaluate it, served by ``student`` (a
+    :class:`~toolalpaca_utils.llm.Student`) as ``k<n>-s<seed>``, on every set; one row per set."""
     from .evaluation import evaluate
-    from .llm import LocalChatModel
     from .training import train_lora
 
     out_dir = Path(out_dir)
     result = train_lora(records, subset.instances, None, out_dir=out_dir, config=train_config)
-    student = LocalChatModel(train_config.base_model, adapter=result.adapter_dir, max_batch_size=batch_size)
     rows = []
-    for set_name, (items, set_records) in eval_sets.items():
-        run = evaluate(student, items, set_records, name=f"{subset.n_tools} tools", teacher=teacher,
-                       max_steps=max_steps_eval, out_path=out_dir / f"eval-{set_name}.jsonl", progress=False)
-        rows.append({"set": set_name, "n_tools": subset.n_tools, "seed": subset.seed,
-                     "n_instances": len(subset.instances), "train_steps": result.global_step,
-                     "final_loss": result.final_loss, **run.summary()})
+    with student.serve([result.adapter_dir], name=f"k{subset.n_tools}-s{subset.seed}") as served:
+        for set_name, (items, set_records) in eval_sets.items():
+            run = evaluate(served, items, set_records, name=f"{subset.n_tools} tools", teacher=teacher,
+                           max_steps=max_steps_eval, out_path=out_dir / f"eval-{set_name}.jsonl", progress=False)
+            rows.append({"set": set_name, "n_tools": subset.n_tools, "seed": subset.seed,
+                         "n_instances": len(subset.instances), "train_steps": result.global_step,
+                         "final_loss": result.final_loss, **run.summary()})
     return rows
 
 

@@ -44,6 +44,8 @@ class Common:
     teacher_model: str = p("smollm2-135m-instruct", "the teacher: a registry name, a local path or a served model name")
     teacher_dialect: str = p("llama_cpp", "structured-output dialect of the endpoint: llama_cpp | openai (OpenAI, vLLM)")
     student_model: str = p("smollm2-135m-instruct", "the base model that receives the LoRA adapter")
+    student_endpoint: str = p("embedded", '"embedded" (llama.cpp + GGUF LoRA on 127.0.0.1) or a vLLM URL (book/gpu.md)')
+    student_dialect: str = p("llama_cpp", "structured-output dialect of the student endpoint: llama_cpp | openai")
     seed: int = p(0, "every sampled choice and generation is seeded from it")
 
 
@@ -111,7 +113,9 @@ class EvaluationParams(Common):
     eval_file: str = p("", "optional ToolAlpaca-format eval file (Golden_Answers)")
     run_judge: bool = p(True, "the reference's LLM-judge protocol next to the deterministic metrics")
     judge_max_items: int = p(0, "verdicts per set and model, spread over the tools (0 = every instance)")
-    batch_size: int = p(8, "episodes decoded together by the student")
+    student_decoding: list[str] = p(["free", "constrained"], "free: ReAct text, as trained; constrained: each "
+                                    "step decoded under the tool's JSON schema")
+    student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
 
 
 @dataclass
@@ -126,7 +130,7 @@ class DiversityParams(Common):
     max_items_simulated: int = p(0, "unseen simulated items per point (0 = all)")
     max_items_real: int = p(24, "real-tool items per point (0 = all)")
     max_turns: int = p(3, "ReAct turns per evaluated episode")
-    batch_size: int = p(8, "episodes decoded together by the student")
+    student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
 
 
 @dataclass
@@ -153,7 +157,7 @@ class SteParams(Common):
     eval_per_tool: int = p(3, "single-call items of the real-tool eval set per tool (0 = all)")
     eval_max_turns: int = p(1, "STE scores the first predicted call")
     eval_step_tokens: int = p(64, "every evaluated model's reply is cut here (the call fits)")
-    batch_size: int = p(8, "episodes decoded together by the student")
+    student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
     ft_epochs: float = p(2.0, "fine-tuning passes over the distilled examples")
     ft_learning_rate: float = p(1e-3, "fine-tuning learning rate")
     ft_lora_last_layers: int = p(8, "LoRA on the last N layers only (0 = all)")

@@ -2,8 +2,8 @@
 that runs them. Evaluation and STE reuse the assistant loop and the executors unchanged.
 
 Every model call goes through an object with ``chat(messages, *, schema=None, **gen) ->
-ChatResult`` (a :class:`~toolalpaca_utils.llm.ChatClient` or a
-:class:`~toolalpaca_utils.llm.LocalChatModel`). Nothing the model writes can crash the loop:
+ChatResult`` (a :class:`~toolalpaca_utils.llm.ChatClient`: the teacher's endpoint or a served
+student). Nothing the model writes can crash the loop:
 bad output becomes a recorded step with an error, and the loop goes on or stops with a reason.
 
 One submodule per part:
@@ -18,8 +18,7 @@ One submodule per part:
   records (:class:`Step`, :class:`Trajectory`) or asks for (:class:`ModelRequest`).
 * :mod:`.scaffold` — the free-mode scaffold for a weak teacher (:func:`demonstration_turns` and
   its checks).
-* :mod:`.drivers` — running episodes: :func:`drive`, :func:`run_assistant`,
-  :func:`run_episodes_batched`.
+* :mod:`.drivers` — running an episode: :func:`drive`, :func:`run_assistant`.
 
 Every name is re-exported here, so ``from toolalpaca_utils.agents import Episode`` works as
 before. To replace a name a function looks up (a test's monkeypatch), patch it on the submodule
@@ -27,7 +26,7 @@ that uses it (``agents.episode.answer_question``), not here.
 """
 from __future__ import annotations
 
-from .drivers import _batched_rounds, drive, run_assistant, run_episodes_batched
+from .drivers import drive, run_assistant
 from .episode import (ANSWER_SYSTEM, FINAL_MAX_TOKENS, FINAL_NUDGE, FINAL_SCHEMA, MAX_ERRORS, Episode,
                       ModelRequest, Step, Trajectory)
 from .executor import (MAX_OBSERVATION_CHARS, HttpExecutor, Observation, SimulatedExecutor, _bounded_response,
@@ -50,5 +49,5 @@ __all__ = [
     "ANSWER_SYSTEM", "FINAL_MAX_TOKENS", "FINAL_NUDGE", "FINAL_SCHEMA", "MAX_ERRORS", "Episode", "ModelRequest",
     "Step", "Trajectory", "demonstration_turns",
     # drivers
-    "drive", "run_assistant", "run_episodes_batched",
+    "drive", "run_assistant",
 ]

@@ -73,8 +73,8 @@ FINAL_SCHEMA = {"type": "object", "properties": {
 class Episode:
     """The assistant's ReAct loop for one instruction, as a state machine: :meth:`request` says
     which model call comes next (None when finished), :meth:`feed` takes its result (or the
-    LLMError it raised). Drivers decide how calls are made — one by one (:func:`run_assistant`)
-    or many episodes per batch (:func:`run_episodes_batched`) — and get the same trajectories.
+    LLMError it raised). Drivers decide how calls are made (:func:`drive`); many episodes run
+    concurrently in threads, each its own state machine.
 
     ``forced_first`` (call-first strategy) writes the first call for the assistant. ``mode`` is
     ``free`` (parse plain text) or ``constrained`` (JSON schema per step). After the first

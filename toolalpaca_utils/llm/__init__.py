@@ -7,19 +7,13 @@ from .client import (
 from .registry import DEFAULT_MODEL, ModelNotFoundError, ModelSpec, resolve_model
 from .server import ServerInfo, ServerStartError, embedded_server, free_port
 from .session import EMBEDDED, open_chat
-from .student import StudentServeError, open_student
+from .student import Student, StudentServeError, open_student
 
 __all__ = [
     "CallCache", "cache_key", "ChatClient", "ChatResult", "LLMConnectionError", "LLMError",
     "LLMOutputError", "LLMRequestError", "LLMServerCrashed", "LLMTimeoutError", "parse_json_output",
     "response_format_for", "DEFAULT_MODEL", "ModelNotFoundError", "ModelSpec", "resolve_model",
-    "ServerInfo", "ServerStartError", "embedded_server", "free_port", "LocalChatModel",
-    "EMBEDDED", "open_chat", "open_student", "StudentServeError",
+    "ServerInfo", "ServerStartError", "embedded_server", "free_port",
+    "EMBEDDED", "open_chat", "open_student", "Student", "StudentServeError",
 ]
 
-
-def __getattr__(name):  # the HF backend imports torch: load it only when asked for
-    if name == "LocalChatModel":
-        from .hf import LocalChatModel
-        return LocalChatModel
-    raise AttributeError(name)

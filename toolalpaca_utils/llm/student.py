@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -102,3 +103,20 @@ def open_student(model: str = DEFAULT_MODEL, adapters: str | Path | Sequence[str
     with open_chat(endpoint, served, dialect=dialect, replicas=replicas, timeout=timeout,
                    api_key_env=api_key_env) as client:
         yield client
+
+
+@dataclass
+class Student:
+    """How a notebook serves its students: the base ``model``, the ``adapters`` it already carries
+    (e.g. notebook 03's, under STE) and the engine settings; :meth:`serve` adds more adapters."""
+    model: str = DEFAULT_MODEL
+    adapters: tuple = ()
+    endpoint: str = EMBEDDED
+    dialect: str = "llama_cpp"
+    replicas: int = 2
+    work_dir: str | Path | None = None
+
+    def serve(self, adapters: Sequence[str | Path] = (), *, name: str = "student"):
+        """:func:`open_student` with this student's adapters followed by ``adapters``."""
+        return open_student(self.model, [*self.adapters, *adapters], name=name, endpoint=self.endpoint,
+                            dialect=self.dialect, replicas=self.replicas, work_dir=self.work_dir)

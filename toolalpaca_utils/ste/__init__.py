@@ -21,7 +21,7 @@ submodule that uses it (``ste.continual.finetune``), not here.
 from __future__ import annotations
 
 from .common import YES_NO, cpu_seconds, save_jsonl
-from .continual import (ContinualResult, continual_learning, finetune, local_chat_model, replay_sample,
+from .continual import (ContinualResult, continual_learning, finetune, replay_sample,
                         tool_batches)
 from .distillation import (JUDGE_SCHEMA, DistillConfig, DistillResult, check_trial, distill, grounding_tokens,
                            judge_messages, make_instance, observation_answer, observation_values,
@@ -57,7 +57,7 @@ __all__ = [
     "DEMO_HEADER", "DemoRetriever", "ICLModel", "SentenceEmbedder", "format_demonstration", "icl_system_prompt",
     "minilm_dir",
     # fine-tuning and continual learning
-    "ContinualResult", "continual_learning", "finetune", "local_chat_model", "replay_sample", "tool_batches",
+    "ContinualResult", "continual_learning", "finetune", "replay_sample", "tool_batches",
     # metrics
     "STE_METRICS", "TokenCap", "correct_by_tool", "distinct_n", "diversity_table", "exploration_stats",
     "query_diversity", "ste_eval_items", "ste_scores",

@@ -18,15 +18,6 @@ from typing import Sequence
 from .metrics import TokenCap, correct_by_tool
 
 
-def local_chat_model(model, tokenizer, *, name: str, max_batch_size: int = 8, max_input_tokens: int = 3072):
-    """A :class:`~toolalpaca_utils.llm.LocalChatModel` around a model already in memory (a model
-    that was just trained), ready for batched generation."""
-    from ..llm.hf import LocalChatModel
-
-    return LocalChatModel.from_loaded(model, tokenizer, name=name, max_batch_size=max_batch_size,
-                                      max_input_tokens=max_input_tokens)
-
-
 def finetune(records, examples: Sequence[dict], *, out_dir: str | Path, model=None, tokenizer=None,
              keep_model: bool = False, **train_params):
     """LoRA fine-tuning on distilled examples with :func:`toolalpaca_utils.training.train_lora`
@@ -86,67 +77,81 @@ class ContinualResult:
 
 
 def continual_learning(records: dict[str, dict], examples: Sequence[dict], items, *, batches: Sequence[Sequence[str]],
-                       base_model: str, out_dir: str | Path, replay_fraction: float = 0.1,
+                       base_model: str, student, out_dir: str | Path, replay_fraction: float = 0.1,
                        conditions: Sequence[str] = ("no replay", "replay"), max_steps_eval: int = 1,
-                       max_batch_size: int = 8, seed: int = 0, progress: bool = False, eval_scope: str = "seen",
+                       seed: int = 0, progress: bool = False, eval_scope: str = "seen",
                        eval_max_tokens: int | None = None, **train_params) -> ContinualResult:
     """Train round by round (round r = batch r of the tools, numbered from 1) and evaluate after
     every round on the eval items of the batches seen so far (``eval_scope="all"``: of every
     batch). Each round continues from the previous round's model of its condition (the previous
-    LoRA merged into the weights, a fresh LoRA on top); ``replay`` adds a ``replay_fraction``
-    sample of the earlier batches' examples. Round 1 is the same for every condition (nothing to
-    replay yet), so it is trained and evaluated once."""
+    LoRA merged into the weights of ``base_model``, a fresh LoRA on top); ``replay`` adds a
+    ``replay_fraction`` sample of the earlier batches' examples. A round's model is served by
+    ``student`` (:class:`~toolalpaca_utils.llm.Student`) as the stack of its rounds' adapters.
+    Round 1 is the same for every condition (nothing to replay yet): trained and evaluated once."""
     if eval_scope not in ("seen", "all"):
         raise ValueError(f"eval_scope must be 'seen' or 'all', got {eval_scope!r}")
     train_params = {**train_params, "seed": train_params.get("seed", seed)}
-    from ..evaluation import evaluate
     from ..llm.hf import load_model_and_tokenizer
 
     out_dir = Path(out_dir)
     result = ContinualResult()
     base, tok = load_model_and_tokenizer(base_model)
-    state = {c: base for c in conditions}
-    by_tool_examples: dict[str, list[dict]] = {}
+    state = {c: (base, []) for c in conditions}  # condition -> (merged model, its adapters in order)
+    by_tool: dict[str, list[dict]] = {}
     for ex in examples:
-        by_tool_examples.setdefault(ex["tool"], []).append(ex)
-    shared_round: dict | None = None
+        by_tool.setdefault(ex["tool"], []).append(ex)
     for r, batch in enumerate(batches, 1):
-        new = [ex for t in batch for ex in by_tool_examples.get(t, [])]
-        earlier = [ex for t in (t for ts in batches[: r - 1] for t in ts) for ex in by_tool_examples.get(t, [])]
+        new = [ex for t in batch for ex in by_tool.get(t, [])]
+        earlier = [ex for t in (t for ts in batches[: r - 1] for t in ts) for ex in by_tool.get(t, [])]
+        shared = None
         for cond in conditions:
-            if r == 1 and shared_round is not None:
-                state[cond] = shared_round["model"]
-                run = shared_round["run"]
-                train_info = {**shared_round["train"], "condition": cond}
+            if r == 1 and shared is not None:  # round 1: nothing to replay, the same for every condition
+                state[cond], run, info = shared[0], shared[1], {**shared[2], "condition": cond}
             else:
                 replay = replay_sample(earlier, replay_fraction, seed + r) if cond == "replay" else []
-                train = new + replay
-                train_info = {"condition": cond, "round": r, "new": len(new), "replayed": len(replay)}
-                model = state[cond]
-                if train:
-                    res = finetune(records, train, out_dir=out_dir / cond.replace(" ", "_") / f"round{r}",
-                                   model=copy.deepcopy(model), tokenizer=tok, keep_model=True, **train_params)
-                    model = res.model.merge_and_unload()
-                    train_info.update(steps=res.global_step, final_loss=res.final_loss,
-                                      train_seconds=round(res.train_seconds, 1))
-                else:
-                    train_info["skipped"] = "no examples for this batch"
-                state[cond] = model
-                chat = local_chat_model(model, tok, name=f"{cond} r{r}", max_batch_size=max_batch_size)
-                if eval_max_tokens:
-                    chat = TokenCap(chat, eval_max_tokens)
+                info = {"condition": cond, "round": r, "new": len(new), "replayed": len(replay)}
+                state[cond] = _train_round(records, new + replay, state[cond], tok, info,
+                                           out_dir / cond.replace(" ", "_") / f"round{r}", train_params)
                 seen = {t for ts in batches[:r] for t in ts}
                 todo = [it for it in items if eval_scope == "all" or it.tool in seen]
-                run = evaluate(chat, todo, records, name=f"{cond} r{r}", max_steps=max_steps_eval, progress=progress)
-                if r == 1:
-                    shared_round = {"model": model, "run": run, "train": train_info}
-            result.trainings.append(train_info)
+                run = _evaluate_round(student, state[cond][1], todo, records, name=f"{cond} r{r}",
+                                      max_steps=max_steps_eval, max_tokens=eval_max_tokens, progress=progress)
+                shared = shared or (state[cond], run, info)
+            result.trainings.append(info)
             result.runs[(cond, r)] = run
-            per_tool = correct_by_tool(run)
-            for b in range(1, len(batches) + 1):
-                c = sum(per_tool.get(t, (0, 0))[0] for t in batches[b - 1])
-                n = sum(per_tool.get(t, (0, 0))[1] for t in batches[b - 1])
-                if n:
-                    result.rows.append({"condition": cond, "round": r, "batch": b, "n_correct": c, "n": n,
-                                        "correct": round(100 * c / n, 1)})
+            result.rows += _batch_rows(run, batches, cond, r)
     return result
+
+
+def _train_round(records, train: list[dict], state: tuple, tok, info: dict, out_dir: Path, train_params: dict):
+    """(merged model, adapters) after fine-tuning ``state``'s model on ``train`` (unchanged when empty)."""
+    model, adapters = state
+    if not train:
+        info["skipped"] = "no examples for this batch"
+        return state
+    res = finetune(records, train, out_dir=out_dir, model=copy.deepcopy(model), tokenizer=tok, keep_model=True,
+                   **train_params)
+    info.update(steps=res.global_step, final_loss=res.final_loss, train_seconds=round(res.train_seconds, 1))
+    return res.model.merge_and_unload(), [*adapters, res.adapter_dir]
+
+
+def _evaluate_round(student, adapters: list, items, records, *, name: str, max_steps: int, max_tokens: int | None,
+                    progress: bool):
+    from ..evaluation import evaluate
+
+    with student.serve(adapters, name=name.replace(" ", "-")) as chat:
+        model = TokenCap(chat, max_tokens) if max_tokens else chat
+        return evaluate(model, items, records, name=name, max_steps=max_steps, progress=progress)
+
+
+def _batch_rows(run, batches: Sequence[Sequence[str]], cond: str, r: int) -> list[dict]:
+    """Correct counts per batch of tools for one round's evaluation."""
+    per_tool = correct_by_tool(run)
+    rows = []
+    for b in range(1, len(batches) + 1):
+        c = sum(per_tool.get(t, (0, 0))[0] for t in batches[b - 1])
+        n = sum(per_tool.get(t, (0, 0))[1] for t in batches[b - 1])
+        if n:
+            rows.append({"condition": cond, "round": r, "batch": b, "n_correct": c, "n": n,
+                         "correct": round(100 * c / n, 1)})
+    return rows

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..agents import normalise
-from ..llm import LLMError
 from ..react import GET_DETAILS
 from .common import YES_NO
 
@@ -160,13 +159,7 @@ class TokenCap:
     def chat(self, messages, **kw):
         return self.model.chat(messages, **self._gen(kw))
 
-    def chat_batch(self, chats, **kw):
-        if hasattr(self.model, "chat_batch"):
-            return self.model.chat_batch(chats, **self._gen(kw))
-        out = []
-        for m in chats:
-            try:
-                out.append(self.model.chat(m, **self._gen(kw)))
-            except LLMError as exc:
-                out.append(exc)
-        return out
+    @property
+    def parallelism(self) -> int:
+        """Episodes that can run at once: the wrapped model's."""
+        return getattr(self.model, "parallelism", 1)

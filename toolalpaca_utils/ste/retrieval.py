@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..llm import LLMError
 from ..react import system_prompt
 from .common import clip
 
@@ -107,7 +106,7 @@ def icl_system_prompt(record: dict, demos: Sequence[dict], *, observation_chars:
 
 
 class ICLModel:
-    """Any chat model (``chat`` and, when it has one, ``chat_batch``) with retrieved
+    """Any chat model (``chat``, e.g. a served student) with retrieved
     demonstrations: the system turn of each request — the tool prompt that every episode
     starts with — is replaced by :func:`icl_system_prompt` with the top-``k`` examples for the
     request's instruction (the first user turn). Requests whose system turn is not a known tool
@@ -143,14 +142,7 @@ class ICLModel:
     def chat(self, messages, **kw):
         return self.model.chat(self.rewrite(messages), **kw)
 
-    def chat_batch(self, chats, **kw):
-        chats = [self.rewrite(m) for m in chats]
-        if hasattr(self.model, "chat_batch"):
-            return self.model.chat_batch(chats, **kw)
-        out = []
-        for m in chats:
-            try:
-                out.append(self.model.chat(m, **kw))
-            except LLMError as exc:
-                out.append(exc)
-        return out
+    @property
+    def parallelism(self) -> int:
+        """Episodes that can run at once: the wrapped model's."""
+        return getattr(self.model, "parallelism", 1)
