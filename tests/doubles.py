@@ -34,9 +34,6 @@ class ScriptedModel:
         self.sent.append([dict(m) for m in messages])
         return self.reply(messages, schema)
 
-    def chat_batch(self, chats, **gen) -> list[ChatResult]:
-        return [self.chat(m, **gen) for m in chats]
-
 
 def fixed_executor(status: int | Callable[[int], int], body: str):
     """An executor answering every call with ``Observation(status, body)``; ``status`` may be a

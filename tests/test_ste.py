@@ -352,7 +352,7 @@ def test_icl_model_puts_the_retrieved_demonstrations_into_the_system_turn(record
     assert prompt.startswith(system_prompt(record)) and ste.DEMO_HEADER in prompt
     assert "Request: Find novels by Jane Austen" in prompt and "volcanoes" not in prompt and "dinner" not in prompt
     assert icl.retrieved["Any books written by Jane Austen?"] == ["ex0"]
-    assert [r.text for r in icl.chat_batch([messages])] == [prompt]
+    assert icl.chat(messages).text == prompt
     other = [{"role": "system", "content": "something else"}, {"role": "user", "content": "hi"}]
     assert icl.chat(other).text == "something else"          # not a tool prompt: unchanged
     assert messages[0]["content"] == system_prompt(record)   # the caller's messages are not modified
@@ -489,5 +489,5 @@ def test_token_cap_bounds_every_request_alike():
     capped = ste.TokenCap(Model(), 64)
     capped.chat([], max_tokens=120)
     capped.chat([], max_tokens=30)
-    capped.chat_batch([[], []], max_tokens=100)
-    assert seen == [64, 30, 64, 64] and capped.name == "m"
+    capped.chat([], max_tokens=100)
+    assert seen == [64, 30, 64] and capped.name == "m"

@@ -139,7 +139,7 @@ def _evaluate_round(student, adapters: list, items, records, *, name: str, max_s
                     progress: bool):
     from ..evaluation import evaluate
 
-    with student.serve(adapters, name=name.replace(" ", "-")) as chat:
+    with student.serve(adapters, name="ste-" + name.replace(" ", "-")) as chat:
         model = TokenCap(chat, max_tokens) if max_tokens else chat
         return evaluate(model, items, records, name=name, max_steps=max_steps, progress=progress)
 
