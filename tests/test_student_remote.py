@@ -224,3 +224,19 @@ def test_the_base_model_is_served_under_its_own_name_and_an_unknown_model_is_a_4
         with pytest.raises(LLMRequestError) as info:
             client.chat([{"role": "user", "content": "hello"}], max_tokens=8)
     assert info.value.status_code == 404 and "no-such-adapter" in str(info.value)
+
+
+def test_a_name_serving_another_adapter_is_replaced_not_reused(vllm, adapters, tmp_path):
+    """A long-running server that serves an earlier run's adapter under the same name: it is
+    unloaded and this adapter loaded, so the name never answers with a stale adapter."""
+    server = vllm("--lora-modules", f"fine-tuned={adapters[1]}")
+    with open_student(BASE, adapters=adapters[0], name="fine-tuned", endpoint=server.url, dialect="openai",
+                      work_dir=tmp_path / "served"):
+        pass
+    assert [b["lora_name"] for b in server.requests("/v1/unload_lora_adapter")] == ["fine-tuned"]
+    assert [b["lora_path"] for b in server.requests(LOAD)] == [str(Path(adapters[0]).resolve())]
+    refusing = vllm("--lora-modules", f"fine-tuned={adapters[1]}", "--no-runtime-lora")
+    with pytest.raises(StudentServeError, match="serves another adapter"):
+        with open_student(BASE, adapters=adapters[0], name="fine-tuned", endpoint=refusing.url, dialect="openai",
+                          work_dir=tmp_path / "served"):
+            pass

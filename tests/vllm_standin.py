@@ -151,6 +151,14 @@ def create_app(base: str, log_path: str, lora_modules: dict[str, str], runtime_l
             loras[name] = path
             return PlainTextResponse(f"Success: LoRA adapter '{name}' added successfully.")
 
+        @app.post("/v1/unload_lora_adapter")
+        async def unload_lora_adapter(request: Request):
+            body = json.loads(await request.body())
+            log("/v1/unload_lora_adapter", body)
+            if loras.pop(body.get("lora_name"), None) is None:
+                return error(404, f"The lora adapter '{body.get('lora_name')}' cannot be found.", "NotFoundError")
+            return PlainTextResponse(f"Success: LoRA adapter '{body['lora_name']}' removed successfully.")
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request):  # (no postponed annotations here: FastAPI reads this one)
         body = json.loads(await request.body())

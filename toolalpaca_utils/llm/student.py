@@ -54,21 +54,29 @@ def exported_gguf(model: str, adapters: Sequence[Path], out_path: Path) -> Path:
 
 def register_lora(base_url: str, name: str, adapter: Path, *, api_key: str | None = None,
                   timeout: float = 120.0) -> None:
-    """Make ``name`` a model of the OpenAI-compatible server at ``base_url`` serving ``adapter``:
-    nothing to do when ``/models`` lists it, else vLLM's runtime ``load_lora_adapter``."""
+    """Make ``name`` a model of the OpenAI-compatible server at ``base_url`` serving ``adapter``.
+    Listed by ``/models`` with this adapter's path (its ``root``): nothing to do. Listed with
+    another path (a long-running server, an earlier run): unloaded first, so a name never serves a
+    stale adapter. Then vLLM's runtime ``load_lora_adapter``."""
     import httpx
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    base = base_url.rstrip("/")
+    base, path = base_url.rstrip("/"), str(Path(adapter).resolve())
     try:
         listed = httpx.get(f"{base}/models", headers=headers, timeout=timeout).json().get("data", [])
-        if any(m.get("id") == name for m in listed):
+        card = next((m for m in listed if isinstance(m, dict) and m.get("id") == name), None)
+        if card is not None and (not card.get("root") or str(Path(card["root"]).resolve()) == path):
             return
+        if card is not None:
+            gone = httpx.post(f"{base}/unload_lora_adapter", headers=headers, timeout=timeout, json={"lora_name": name})
+            if gone.status_code >= 400:
+                raise StudentServeError(f"{base} serves another adapter as {name!r} ({card['root']}) and cannot unload "
+                                        f"it ({gone.status_code}); restart it with --lora-modules {name}={adapter}")
         reply = httpx.post(f"{base}/load_lora_adapter", headers=headers, timeout=timeout,
-                           json={"lora_name": name, "lora_path": str(Path(adapter).resolve())})
-    except (httpx.HTTPError, ValueError) as exc:
+                           json={"lora_name": name, "lora_path": path})
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
         raise StudentServeError(f"cannot reach the student endpoint {base}: {exc}") from exc
-    if reply.status_code >= 400 and "already" not in reply.text.lower():
+    if reply.status_code >= 400:
         raise StudentServeError(
             f"{base} refused the adapter {name!r} ({reply.status_code}: {reply.text[:200]}); start vLLM with "
             f"--enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or with --lora-modules {name}={adapter}")
