@@ -53,7 +53,10 @@ def embedded_server(
     ``prompt_cache_mb`` > 0 keeps the model state after each request in an LRU RAM cache of that
     size, so a prompt that shares a prefix with *any* recent request (not just the last one)
     skips re-reading it (measured: a simulation run 20% faster); default
-    ``$TOOLALPACA_LLM_PROMPT_CACHE_MB`` or 1024; 0 turns it off. ``lora_path``: a GGUF LoRA adapter
+    ``$TOOLALPACA_LLM_PROMPT_CACHE_MB`` or 512; 0 turns it off. The size counts only the engine's
+    state: llama-cpp-python also keeps a copy of the logits buffer with each entry, so the server
+    grew by ~190 MB per ~900-token request (measured, SmolLM2-135M) and a 1024 MB cache let one
+    server reach 7.9 GB and be OOM-killed beside three others; 512 bounds it near 4 GB. ``lora_path``: a GGUF LoRA adapter
     applied to the model (:func:`toolalpaca_utils.export.gguf_lora`); ``alias``: the model name the
     server answers to (default: the registry name; give a served adapter its own, so that calls
     to the base and to the adapter never share a cache entry)."""
@@ -85,7 +88,7 @@ def embedded_server(
             raise ServerStartError(f"LoRA adapter {lora_path} does not exist")
         cmd += ["--lora_path", str(lora_path)]
     if prompt_cache_mb is None:
-        prompt_cache_mb = int(os.environ.get("TOOLALPACA_LLM_PROMPT_CACHE_MB", 1024))
+        prompt_cache_mb = int(os.environ.get("TOOLALPACA_LLM_PROMPT_CACHE_MB", 512))
     if prompt_cache_mb > 0:
         cmd += ["--cache", "True", "--cache_type", "ram", "--cache_size", str(prompt_cache_mb << 20)]
     # its own process group (stopping it takes any children too), and it dies with this process

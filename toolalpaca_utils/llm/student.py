@@ -97,7 +97,10 @@ def open_student(model: str = DEFAULT_MODEL, adapters: str | Path | Sequence[str
     if endpoint == EMBEDDED:
         lora = exported_gguf(model, adapters, work_dir / f"{name}.gguf") if adapters else None
         alias = f"{resolve_model(model).name}+{name}" if adapters else None
-        with open_chat(EMBEDDED, model, replicas=replicas, timeout=timeout, n_ctx=n_ctx,
+        # no RAM prompt cache: an episode's next step extends the replica's current context anyway
+        # (its prefix is reused), and with the cache a server grew ~190 MB per request; without
+        # it, 24 constrained steps ran 14% faster at a flat 0.7 GB (measured)
+        with open_chat(EMBEDDED, model, replicas=replicas, timeout=timeout, n_ctx=n_ctx, prompt_cache_mb=0,
                        lora_path=lora, alias=alias) as client:
             yield client
         return
