@@ -159,3 +159,36 @@ def test_spread_over_tools_keeps_every_tool():
     assert {it.tool for it in picked} == {"A", "B", "C"}
     assert [it.id for it in picked] == ["a0", "a1", "b0", "b1", "c0"]   # file order, round-robin choice
     assert spread_over_tools(items, 0) == items and spread_over_tools(items, 50) == items
+
+
+def test_a_dying_student_endpoint_is_not_scored_as_the_model_failing(realtools_url, tmp_path):
+    """The endpoint fails after a few episodes: the finished rows stay on disk, no row is written
+    for the episodes it broke (they are not model errors), the evaluation stops with
+    EndpointUnreachableError, and a rerun against a live endpoint finishes exactly the rest."""
+    from toolalpaca_utils.endpoint import EndpointPolicy, EndpointUnreachableError
+    from toolalpaca_utils.llm import LLMConnectionError
+
+    items, records = items_from_real(realtools_url)
+    items = items[:8]
+
+    class Dying(GoldenPlayer):
+        def __init__(self, items, alive_calls):
+            super().__init__(items)
+            self.calls, self.alive_calls = 0, alive_calls
+
+        def chat(self, messages, **gen):
+            self.calls += 1
+            if self.calls > self.alive_calls:
+                raise LLMConnectionError("connection refused (the server is gone)")
+            return super().chat(messages, **gen)
+
+    out = tmp_path / "rows.jsonl"
+    policy = EndpointPolicy(retries=1, backoff=0.0, max_consecutive=2)
+    with pytest.raises(EndpointUnreachableError, match="did not answer"):
+        evaluate(Dying(items, alive_calls=6), items, records, name="g", out_path=out, progress=False, max_steps=4,
+                 endpoint=policy)
+    kept = read_jsonl(out)
+    assert 0 < len(kept) < len(items) and all(r["metrics"]["overall"] for r in kept)  # no "model error" rows
+    again = evaluate(GoldenPlayer(items), items, records, name="g", out_path=out, progress=False, max_steps=4)
+    assert again.summary()["n"] == len(items) and again.summary()["overall"] == 100.0
+    assert len(read_jsonl(out)) == len(items)  # each row written once

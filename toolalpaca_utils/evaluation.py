@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from .agents import Episode, SimulatedExecutor, Trajectory, drive, executor_for
 from .corpus import load_split, load_tools
+from .endpoint import EndpointPolicy, guard_endpoint
 from .llm import LLMError
 from .react import GET_DETAILS
 from .runs import append_jsonl, read_jsonl
@@ -194,23 +195,29 @@ class EvalRun:
 
 def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name: str, teacher=None,
              mode: str = "free", max_steps: int = 4, out_path: str | Path | None = None,
-             progress: bool = True, workers: int | None = None) -> EvalRun:
+             progress: bool = True, workers: int | None = None, endpoint: EndpointPolicy | None = None) -> EvalRun:
     """Run ``model`` (a ChatClient, e.g. :func:`~toolalpaca_utils.llm.open_student`) on every item
     and score it. ``teacher`` (a ChatClient) plays simulated tools and the user; real tools are
     called over HTTP. ``workers`` episodes run at once (default: one per model replica, or the
     endpoint's concurrency), each row appended to ``out_path`` as its episode ends, so an
     interrupted run resumes per row. ``mode`` "constrained" decodes every step under the tool's
-    JSON schema (:func:`~toolalpaca_utils.react.step_schema`)."""
+    JSON schema (:func:`~toolalpaca_utils.react.step_schema`).
+
+    An episode whose model or teacher endpoint failed (a crashed server, a timeout, a 5xx) is not a
+    model failure: it is retried with back-off and, if the endpoint stays down, left unrecorded
+    (a rerun retries it) and the evaluation stops with ``EndpointUnreachableError`` after a few in
+    a row (``endpoint``: :class:`~toolalpaca_utils.endpoint.EndpointPolicy`)."""
     from .parallel import run_parallel, worker_count
 
     done = {r["id"]: r for r in read_jsonl(out_path)} if out_path else {}
-    simulated = SimulatedExecutor(teacher) if teacher is not None else None
+    guarded, guarded_teacher = guard_endpoint(model), guard_endpoint(teacher)
+    simulated = SimulatedExecutor(guarded_teacher) if teacher is not None else None
     # one tool's items one after another: each engine replica reuses the tool's documentation,
     # already read, for the next request (llama.cpp keeps the longest matching prefix)
     todo = sorted((it for it in items if it.id not in done), key=lambda it: it.tool)
 
     def work(item: EvalItem):
-        yield _run_item(model, item, records, simulated=simulated, teacher=teacher, mode=mode,
+        yield _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
                         max_steps=max_steps, name=name)
 
     def keep(row: dict) -> None:
@@ -218,8 +225,10 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
         if out_path:
             append_jsonl(out_path, [row])
 
+    policy = (endpoint or EndpointPolicy()).for_stage(
+        model, kept=str(out_path or "memory"), resume="run the evaluation again with the same settings")
     run_parallel(todo, work, keep, workers=worker_count(model, workers), desc=name, unit="episode",
-                 progress=progress)
+                 progress=progress, endpoint=policy)
     return EvalRun(name, [done[it.id] for it in items if it.id in done])
 
 
