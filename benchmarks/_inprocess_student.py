@@ -1,7 +1,7 @@
 """Pinned copy of the removed in-process student path: ``LocalChatModel`` of
 ``toolalpaca_utils/llm/hf.py`` as it was at commit c862be3, with the helpers it needs
 (``_preallocated_layer``, ``_preallocated_layer_class``, ``_system_turn``,
-``_common_prefix_length``, and ``cpu_has_bf16``/``bf16_available`` for its ``dtype="auto"``).
+``_common_prefix_length``; ``bf16_available`` for its ``dtype="auto"`` comes from the package).
 
 Kept only as the baseline of ``benchmarks/eval_throughput.py`` (the served student against the
 in-process one it replaces); nothing in the package imports it. The code below is unchanged from
@@ -12,32 +12,13 @@ from __future__ import annotations
 import functools
 import time
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any, Sequence
 
 from toolalpaca_utils.llm.client import ChatResult, parse_json_output
-from toolalpaca_utils.llm.hf import load_model_and_tokenizer, peft_model
+from toolalpaca_utils.llm.hf import bf16_available, load_model_and_tokenizer, peft_model
 from toolalpaca_utils.llm.registry import DEFAULT_MODEL
 
 PINNED_FROM = "c862be3:toolalpaca_utils/llm/hf.py"
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix units (AVX512-BF16 or AMX): there bf16 roughly
-    halves the time of a training step or a generation batch; elsewhere it would be emulated."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def bf16_available(device: str) -> bool:
-    import torch
-
-    if str(device).startswith("cuda"):
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_bf16()
 
 
 class LocalChatModel:
