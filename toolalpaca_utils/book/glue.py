@@ -53,7 +53,7 @@ HEADLINES: dict[str, list[Headline]] = {
         Headline("training_minutes", "minutes of LoRA fine-tuning"),
     ],
     "04_evaluation": [
-        Headline("eval_minutes", "minutes of evaluation (both models, all sets)"),
+        Headline("eval_minutes", "minutes of evaluation (both models, both decodings, all sets)"),
     ],
     "05_diversity": [
         Headline("div_points", "numbers of distinct training tools compared"),
@@ -85,9 +85,12 @@ class Contrast:
     fmt: str = "s"
 
 
-def _eval_contrasts(set_name: str, set_label: str) -> list[Contrast]:
-    return [Contrast(f"{set_label}: {metric_label}", f"eval_{set_name}_base_{metric}",
-                     f"eval_{set_name}_fine_tuned_{metric}")
+def _eval_contrasts(set_name: str, set_label: str, decoding: str = "") -> list[Contrast]:
+    """Base vs fine-tuned rows of one eval set; ``decoding`` "constrained": the rows of the steps
+    decoded under the tool's schema (keys ``eval_<set>_<model>_constrained_<metric>``)."""
+    suffix, label = (f"_{decoding}", f"{set_label}, {decoding} decoding") if decoding else ("", set_label)
+    return [Contrast(f"{label}: {metric_label}", f"eval_{set_name}_base{suffix}_{metric}",
+                     f"eval_{set_name}_fine_tuned{suffix}_{metric}")
             for metric, metric_label in (("well_formed", "well-formed %"),
                                          ("api_match", "API match %"),
                                          ("overall", "overall % (process and response)"))]
@@ -98,6 +101,8 @@ CONTRASTS: dict[str, tuple[str, str, list[Contrast]]] = {
     "04_evaluation": ("base", "fine-tuned",
                       _eval_contrasts("simulated", "unseen simulated tools")
                       + _eval_contrasts("real", "real tools")
+                      + _eval_contrasts("simulated", "unseen simulated tools", "constrained")
+                      + _eval_contrasts("real", "real tools", "constrained")
                       + _eval_contrasts("file", "ToolAlpaca-format eval file")),
     "06_ste": ("baseline", "+ STE", [
         Contrast("correct %, in-context (retrieved demonstrations)", "ste_correct_base",
