@@ -78,6 +78,11 @@ class SimulationParams(Common):
     mode: str = p("constrained", "constrained (JSON step schema) | free (ReAct text, the paper's)")
     scaffold: bool = p(True, "free mode only: worked calls in the teacher's prompt, answer from a short chat")
     max_turns: int = p(3, "ReAct turns (tool calls) per episode before it is cut")
+    values: str = p("typed", "call-first values: typed (code: enums, real data lists, Faker) | teacher (the paper's)")
+    teacher_requests: bool = p(False, "the teacher writes each request first, kept if it says every value (135M: 0 of 24)")
+    request_fallback: str = p("bank", "if the teacher request loses a value: bank (many frames) | template | empty (drop)")
+    executor: str = p("schema", "simulated responses: schema (code fills the response schema) | llm (the paper's)")
+    answers: str = p("grounded", "grounded (the teacher's if it quotes the response, else code states it) | teacher")
     n_eval_tools: int = p(6, "tools held out for evaluation: never seen in training")
     max_tools: int = p(0, "0 = every catalogue tool of the toolset")
 

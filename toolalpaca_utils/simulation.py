@@ -20,18 +20,24 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from .agents import (
-    SimulatedExecutor, template_instruction, Trajectory, dedupe, executor_for, instruction_problems, missing_values, run_assistant,
-    sample_call, write_instruction_for_call, write_instructions,
+    SimulatedExecutor, Trajectory, dedupe, executor_for, instruction_problems, missing_values, normalise,
+    run_assistant,
+    sample_call, template_instruction, typed_call, write_instruction_for_call, write_instructions,
 )
+from .agents.requests import bank_request
+from .agents.responses import SchemaExecutor, answer_problems, verbalise
 from .corpus import SPLITS, load_split, save_tools, to_dataset_dict
 from .endpoint import EndpointPolicy, guard_endpoint
 from .llm import LLMError
 from .parallel import run_parallel, worker_count
-from .react import GET_DETAILS
+from .react import GET_DETAILS, format_final
+from .values import Value
 from .runs import append_jsonl, read_jsonl, resume_or_reset, write_jsonl
 
 STRATEGIES = ("instruction-first", "call-first")
 MODES = ("free", "constrained")
+VALUES, FALLBACKS, EXECUTORS, ANSWERS = ("typed", "teacher"), ("bank", "template", ""), ("schema", "llm"), \
+    ("grounded", "teacher")
 
 
 @dataclass
@@ -47,7 +53,14 @@ class SimulationConfig:
                                        # that the service answered with an error is kept, as the reference does
     answer_after_success: bool | None = None  # None: True (a weak assistant rarely ends on its own); False
                                               # lets instruction-first chain calls before answering
-    template_fallback: bool = True     # call-first: a code-written request when the agent's loses a value
+    # The levers of a weak teacher (call-first; the gpu profile's strong teacher writes everything):
+    values: str = "typed"              # typed (code: enums, real data lists, Faker) | teacher (under the schema)
+    teacher_requests: bool = False     # the teacher writes the request from the values first (checked); the
+                                       # 135M teacher's said every value in 0 of 24 (cpu toolset, measured)
+    request_fallback: str = "bank"     # when it loses a value: bank (many frames) | template (one frame) | "" (reject)
+    executor: str = "schema"           # schema (code fills the response schema) | llm (the teacher plays the API)
+    answers: str = "grounded"          # grounded (the teacher's, if it quotes the response; else code says it)
+                                       # | teacher (unchecked)
     scaffold: bool = True              # free mode: worked calls in the teacher's prompt, answer from a short chat
                                        # (see agents.Episode); the stored trajectories are unchanged
     dedupe_threshold: float = 0.85
@@ -64,6 +77,10 @@ class SimulationConfig:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        for key, allowed in (("values", VALUES), ("request_fallback", FALLBACKS), ("executor", EXECUTORS),
+                             ("answers", ANSWERS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.instructions_per_tool < 1 or self.max_steps < 1:
             raise ValueError("instructions_per_tool and max_steps must be ≥ 1")
 
@@ -134,12 +151,14 @@ def _instance(tool: str, iid: str, instruction: str, cfg: SimulationConfig, traj
 
 
 def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, done: set[str],
-                  executor=None) -> Iterator[dict]:
-    """All instances of one tool, kept or dropped; ids in ``done`` are skipped. With a guarded
+                  executor=None, seen: set[str] | None = None) -> Iterator[dict]:
+    """All instances of one tool, kept or dropped; ids in ``done`` are skipped, and a call-first
+    request whose normalised text is in ``seen`` is drawn again (``seen`` grows). With a guarded
     client (:func:`~toolalpaca_utils.endpoint.guard_endpoint`) an endpoint failure ends the tool
     with :class:`~toolalpaca_utils.endpoint.EndpointFailure` instead of a reject."""
     tool = record["Name"]
-    executor = executor or executor_for(record, SimulatedExecutor(client))
+    seen = set() if seen is None else seen
+    executor = executor or _executor(client, record, cfg)
     seed = cfg.seed + (sum(map(ord, tool)) % 10_000) * 100
     k = cfg.instructions_per_tool
     ids = [f"{tool}:{cfg.strategy}:{cfg.mode}:{j}" for j in range(k)]
@@ -170,8 +189,10 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             kept.remove(text)
             t1, before = time.perf_counter(), _tokens(client)
             traj = run_assistant(client, record, text, executor, seed=seed + 17, **cfg.episode_options())
+            extra = {"request_source": "teacher", "response_source": "real" if record.get("source") == "real"
+                     else cfg.executor, **_ground_answer(traj, cfg, random.Random(f"{iid}"))}
             yield _instance(tool, iid, text, cfg, traj, rejection_reason(traj, cfg), split,
-                            share + _tokens(client) - before, time.perf_counter() - t1 + (t1 - t0) / k)
+                            share + _tokens(client) - before, time.perf_counter() - t1 + (t1 - t0) / k, extra)
         return
     rng = random.Random(seed)
     for j, iid in enumerate(ids):
@@ -180,31 +201,88 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             continue
         t1, before = time.perf_counter(), _tokens(client)
         try:
-            name, args = sample_call(client, record, call_rng, seed=seed + j)
-            text = write_instruction_for_call(client, record, name, args, seed=seed + j)
-        except LLMError as exc:
+            for attempt in range(3):  # a request seen before (in any split) is drawn again: no duplicates
+                name, values = _call_values(client, record, cfg, call_rng, seed + j + 1000 * attempt)
+                text, extra = _request_for(client, record, cfg, name, values, call_rng, seed + j + 1000 * attempt)
+                if normalise(text) not in seen:
+                    break
+            else:
+                extra["problems"] = ["duplicates an earlier request"]
+            seen.add(normalise(text))
+            extra["response_source"] = "real" if record.get("source") == "real" else cfg.executor
+        except (LLMError, ValueError) as exc:
             yield _instance(tool, iid, "", cfg, None, f"user agent failed: {exc}", split,
                             _tokens(client) - before, time.perf_counter() - t1)
             continue
-        source = "user agent"
+        if extra.get("problems"):
+            yield _instance(tool, iid, text, cfg, None, "instruction " + ", ".join(extra.pop("problems")), split,
+                            _tokens(client) - before, time.perf_counter() - t1, extra)
+            continue
+        args = {k: v.value for k, v in values.items()}
+        traj = run_assistant(client, record, text, executor, seed=seed + j, forced_first=(name, args),
+                             **cfg.episode_options())
+        extra.update(_ground_answer(traj, cfg, call_rng))
+        yield _instance(tool, iid, text, cfg, traj, rejection_reason(traj, cfg), split, _tokens(client) - before,
+                        time.perf_counter() - t1, extra)
+
+
+def _executor(client, record: dict, cfg: SimulationConfig):
+    """Real tools answer for real; the others as ``cfg.executor`` says."""
+    return executor_for(record, SchemaExecutor() if cfg.executor == "schema" else SimulatedExecutor(client))
+
+
+def _call_values(client, record: dict, cfg: SimulationConfig, rng: random.Random, seed: int) -> tuple[str, dict]:
+    """The function and its values (:class:`~toolalpaca_utils.values.Value`), by code or teacher."""
+    if cfg.values == "typed":
+        return typed_call(record, rng)
+    name, args = sample_call(client, record, rng, seed=seed)
+    return name, {k: Value(v, str(v), "teacher") for k, v in args.items()}
+
+
+def _request_for(client, record: dict, cfg: SimulationConfig, name: str, values: dict, rng: random.Random,
+                 seed: int) -> tuple[str, dict]:
+    """The request for a call, and its provenance: the teacher's when it says every value and
+    names no API or function, else the fallback's (``extra["problems"]``: why none is usable)."""
+    args = {k: v.value for k, v in values.items()}
+    extra: dict = {"sampled_call": [name, args], "value_kinds": {k: v.kind for k, v in values.items()},
+                   "values_source": cfg.values}
+    text, problems = "", ["not written"]
+    if cfg.teacher_requests:
+        text = write_instruction_for_call(client, record, name, values, seed=seed)
         problems = instruction_problems(text, record, args)
         missing = missing_values(text, args)
         if missing:
             problems.append("misses the values of " + ", ".join(missing))
-        if problems and cfg.template_fallback:
-            rejected, text, source = text, template_instruction(record, name, args), "template"
-            problems = instruction_problems(text, record, args)
-        extra = {"sampled_call": [name, args], "instruction_source": source}
-        if source == "template":
-            extra["rejected_instruction"] = rejected
-        if problems:
-            yield _instance(tool, iid, text, cfg, None, "instruction " + ", ".join(problems), split,
-                            _tokens(client) - before, time.perf_counter() - t1, extra)
-            continue
-        traj = run_assistant(client, record, text, executor, seed=seed + j, forced_first=(name, args),
-                             **cfg.episode_options())
-        yield _instance(tool, iid, text, cfg, traj, rejection_reason(traj, cfg), split, _tokens(client) - before,
-                        time.perf_counter() - t1, extra)
+        extra["request_source"] = "teacher"
+    if problems and cfg.request_fallback:
+        if text:
+            extra["rejected_instruction"] = text
+        if cfg.request_fallback == "bank":
+            text, extra["request_frame"] = bank_request(record, name, values, rng)
+        else:
+            text, extra["request_frame"] = template_instruction(record, name, args), "template"
+        extra["request_source"] = cfg.request_fallback
+        problems = instruction_problems(text, record, args) + [
+            f"misses the value of {k}" for k in missing_values(text, args)]
+    return text, {**extra, "problems": problems}
+
+
+def _ground_answer(traj: Trajectory, cfg: SimulationConfig, rng: random.Random) -> dict:
+    """With ``answers="grounded"``, a final answer that quotes no value of the last successful
+    response (or a status line, or JSON) is replaced by :func:`verbalise`'s; so is a missing one
+    after a successful call. Returns the provenance fields of the instance."""
+    calls = traj.successful_calls()
+    if cfg.answers != "grounded" or not calls or traj.stop_reason.startswith("llm error"):
+        return {"answer_source": "teacher"} if traj.final else {}
+    observation = calls[-1].observation
+    answer = (traj.final or {}).get("answer", "")
+    problems = answer_problems(answer, observation) if traj.final else ["none written"]
+    if not problems:
+        return {"answer_source": "teacher"}
+    spoken = verbalise(observation, rng)
+    traj.final = {"text": format_final("I have the response and can answer.", spoken), "answer": spoken}
+    traj.stop_reason = "final answer"
+    return {"answer_source": "verbaliser", "rejected_answer": answer, "answer_problems": problems}
 
 
 @dataclass
@@ -250,7 +328,9 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     resume_or_reset(out_dir, asdict(cfg), marker="config.json", clear=(), defaults=asdict(SimulationConfig()),
                     refuse=f"{out_dir} holds a run with another configuration; use a new out_dir or delete it")
     train_names, eval_names = split_tools([r["Name"] for r in records], cfg.n_eval_tools, cfg.seed)
-    done = {row["id"] for split in SPLITS for row in read_jsonl(out_dir / f"{split}.jsonl")}
+    finished = [row for split in SPLITS for row in read_jsonl(out_dir / f"{split}.jsonl")]
+    done = {row["id"] for row in finished}
+    seen = {normalise(row["instruction"]) for row in finished if row["instruction"]}
     start = time.perf_counter()
     kept = 0
     policy = (endpoint or EndpointPolicy()).for_stage(
@@ -261,7 +341,7 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     def run_tool(record: dict) -> Iterator[dict]:
         split = "eval" if record["Name"] in eval_names else "train"
         executor = (executors or {}).get(record["Name"])
-        return simulate_tool(guarded, record, cfg, split=split, done=done, executor=executor)
+        return simulate_tool(guarded, record, cfg, split=split, done=done, executor=executor, seen=seen)
 
     def keep(inst: dict) -> None:
         nonlocal kept
@@ -331,7 +411,7 @@ def corpus_frame(out_dir: str | Path):
                 "drop_reason": _reason_group(r["drop_reason"]), "strategy": r["strategy"], "mode": r["mode"],
                 "n_steps": len(r["steps"]), "n_calls": len(r["golden"]),
                 "functions": sorted({s["action"] for s in r["steps"] if s.get("action")}),
-                "instruction_source": r.get("instruction_source", "user agent"),
+                "request_source": r.get("request_source", ""), "answer_source": r.get("answer_source", ""),
                 "tokens": r["tokens"]["completion"], "seconds": r.get("seconds", 0.0),
             })
     return pd.DataFrame(rows)

@@ -35,13 +35,13 @@ from .protocol import ChatModel
 from .scaffold import _copies_demonstration, _example_args, _prose_answer, demonstration_turns
 from .user import (PLACEHOLDER, _bounded_args, _function_list, _one_more_request, _words, answer_question, dedupe,
                    instruction_problems, missing_values, normalise, parse_numbered_list, sample_call,
-                   template_instruction, write_instruction_for_call, write_instructions)
+                   template_instruction, typed_call, write_instruction_for_call, write_instructions)
 
 __all__ = [
     "ChatModel",
     # user agent
     "PLACEHOLDER", "answer_question", "dedupe", "instruction_problems", "missing_values", "normalise",
-    "parse_numbered_list", "sample_call", "template_instruction", "write_instruction_for_call",
+    "parse_numbered_list", "sample_call", "template_instruction", "typed_call", "write_instruction_for_call",
     "write_instructions",
     # tool executor
     "MAX_OBSERVATION_CHARS", "HttpExecutor", "Observation", "SimulatedExecutor", "check_request", "executor_for",

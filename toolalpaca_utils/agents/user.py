@@ -9,6 +9,7 @@ from typing import Sequence
 
 from ..llm import LLMError
 from ..openapi import describe_function, function_schemas, record_spec, validate_arguments
+from ..values import Value, mentioned, sample_value
 from .protocol import ChatModel
 
 PLACEHOLDER = re.compile(r"<[^>]*>|\[[^\]]*\]|\{[^}]*\}|\bX{2,}\b|\bplaceholder\b|\byour [a-z]+ here\b", re.I)
@@ -151,10 +152,11 @@ def _bounded_args(schema: dict) -> dict:
 
 def write_instruction_for_call(client: ChatModel, record: dict, name: str, args: dict, *, seed: int = 0) -> str:
     """Call-first strategy, step 2: a request that needs exactly this call (plain text, one line,
-    after a worked example of the mapping from details to a request)."""
+    after a worked example of the mapping from details to a request). ``args`` values may be
+    :class:`~toolalpaca_utils.values.Value`: the request is asked to say them as ``said``."""
     spec = record_spec(record)
     summary = describe_function(spec, name).splitlines()[0]
-    details = "; ".join(f"{k} = {v}" for k, v in args.items()) or "no details"
+    details = "; ".join(f"{k} = {v.said if isinstance(v, Value) else v}" for k, v in args.items()) or "no details"
     messages = [
         {"role": "system", "content": "You write the message a user sends to an assistant."},
         {"role": "user", "content": (
@@ -185,15 +187,26 @@ def _words(identifier: str) -> str:
 
 
 def missing_values(instruction: str, args: dict) -> list[str]:
-    """Argument values that the instruction does not mention (call-first consistency check)."""
-    low = normalise(instruction)
-    missing = []
-    for k, v in args.items():
-        if isinstance(v, bool):
-            continue
-        if normalise(str(v)) not in low:
-            missing.append(k)
-    return missing
+    """Argument values that the instruction does not say, in any accepted form
+    (:func:`toolalpaca_utils.values.mentioned`); booleans are never required to be said."""
+    return [k for k, v in args.items() if not isinstance(v, bool) and not mentioned(v, instruction)]
+
+
+def typed_call(record: dict, rng: random.Random, *, optional_share: float = 0.5) -> tuple[str, dict[str, Value]]:
+    """Call-first strategy, step 1, written by code: a function and typed, realistic values
+    (:func:`toolalpaca_utils.values.sample_value`) for its required parameters and, each with
+    probability ``optional_share``, its optional ones. Raises ValueError when the values break
+    the schema (a pattern no generator meets): the instance is rejected with that reason."""
+    schemas = function_schemas(record_spec(record))
+    name = rng.choice(sorted(schemas))
+    schema = schemas[name]
+    required = set(schema.get("required") or [])
+    values = {p: sample_value(p, s, rng) for p, s in (schema.get("properties") or {}).items()
+              if p in required or rng.random() < optional_share}
+    problems = validate_arguments(schema, {p: v.value for p, v in values.items()})
+    if problems:
+        raise ValueError("typed values break the schema: " + "; ".join(problems))
+    return name, values
 
 
 def answer_question(client: ChatModel, instruction: str, question: str, *, seed: int = 0) -> str:

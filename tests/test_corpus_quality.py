@@ -1,0 +1,156 @@
+"""Typed values, code-written requests, schema responses, grounded answers and the corpus-quality
+report (issue: data worth learning from). No model: these are the parts code writes."""
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from doubles import ScriptedModel
+from toolalpaca_utils.agents import instruction_problems, missing_values, typed_call
+from toolalpaca_utils.agents.requests import FRAMES, bank_request
+from toolalpaca_utils.agents.responses import SchemaExecutor, answer_problems, response_body, verbalise
+from toolalpaca_utils.corpus import save_tools
+from toolalpaca_utils.openapi import function_schemas, record_spec, validate_arguments
+from toolalpaca_utils.quality import corpus_quality, is_description_fragment
+from toolalpaca_utils.simulation import SimulationConfig, simulate
+from toolalpaca_utils.values import mentioned, sample_value
+
+FIXTURE = Path(__file__).parent / "fixtures" / "toolalpaca_tools.json"
+
+
+def records() -> list[dict]:
+    return json.loads(FIXTURE.read_text())
+
+
+@pytest.mark.parametrize("name,schema", [
+    ("country", {"type": "string", "description": "ISO 3166 code"}), ("country", {"type": "string"}),
+    ("start_date", {"type": "string", "format": "date"}), ("limit", {"type": "integer", "minimum": 1, "maximum": 5}),
+    ("year", {"type": "integer"}), ("latitude", {"type": "number"}), ("email", {"type": "string"}),
+    ("units", {"type": "string", "enum": ["metric", "imperial"]}), ("dataType", {"type": "string"}),
+    ("only_open", {"type": "boolean"}), ("timezone", {"type": "string"}), ("currency", {"type": "string"}),
+])
+def test_typed_values_are_schema_valid_said_and_seeded(name, schema):
+    for seed in range(25):
+        v = sample_value(name, schema, random.Random(seed))
+        assert not validate_arguments({"type": "object", "properties": {name: schema}}, {name: v.value}), v
+        assert mentioned(v.value, f"Please use {v.said} for this."), v
+        assert v == sample_value(name, schema, random.Random(seed))  # a run repeats exactly
+
+
+def test_values_said_in_another_form_are_mentioned_and_wrong_ones_are_not():
+    assert mentioned("2023-05-01", "holidays on May 1, 2023 please")
+    assert mentioned("2023-05-01", "on 1 May 2023")
+    assert not mentioned("2023-05-02", "on May 1, 2023")
+    assert mentioned("DE", "what about Germany?") and not mentioned("DE", "what about France?")
+    assert mentioned(12.5, "convert 12.50 dollars") and mentioned(1500, "about 1,500 people")
+    assert not mentioned(15, "about 150 people")  # a number inside another is not said
+    assert not mentioned("Paris", "weather in Parisville")
+
+
+def test_typed_call_fills_required_parameters_and_reports_an_unmeetable_pattern():
+    rec = records()[0]
+    for seed in range(10):
+        name, values = typed_call(rec, random.Random(seed))
+        schema = function_schemas(record_spec(rec))[name]
+        assert set(schema.get("required") or []) <= set(values)
+        assert not validate_arguments(schema, {k: v.value for k, v in values.items()})
+    spec_fn = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^[0-9]{9}$"}},
+               "required": ["code"]}
+    rec2 = dict(rec)
+    import toolalpaca_utils.agents.user as user
+    original = user.function_schemas
+    user.function_schemas = lambda spec: {"f": spec_fn}
+    try:
+        with pytest.raises(ValueError, match="break the schema"):
+            typed_call(rec2, random.Random(0))
+    finally:
+        user.function_schemas = original
+
+
+def test_bank_requests_say_every_value_never_name_a_function_and_vary():
+    frames = Counter()
+    for rec in records():
+        for seed in range(40):
+            rng = random.Random(seed)
+            name, values = typed_call(rec, rng)
+            text, frame = bank_request(rec, name, values, rng)
+            args = {k: v.value for k, v in values.items()}
+            frames[frame] += 1
+            assert missing_values(text, args) == [], (text, args)
+            problems = instruction_problems(text, rec, args)
+            assert "contains a placeholder" not in problems and "copies the prompt's format" not in problems
+    assert len(frames) == len(FRAMES)
+    assert max(frames.values()) / sum(frames.values()) < 0.2
+
+
+def test_schema_executor_answers_json_that_agrees_with_the_request():
+    rec = records()[0]
+    name, values = typed_call(rec, random.Random(3))
+    args = {k: v.value for k, v in values.items()}
+    obs = SchemaExecutor()(rec, name, args, seed=1)
+    assert obs.ok and response_body(obs.text) is not None
+    body = response_body(obs.text)
+    for key, value in (body.items() if isinstance(body, dict) else []):
+        if key in args and not isinstance(value, (dict, list)):
+            assert value == args[key]
+    assert obs.text == SchemaExecutor()(rec, name, args, seed=1).text
+
+
+def test_answer_checks_flag_the_old_corpus_answers_and_pass_verbalised_ones():
+    obs = 'Status Code: 200. Response: {"city": "Oslo", "temperature": 21.5, "items": [{"name": "rain"}]}'
+    assert "a status line" in answer_problems("200. Response: {", obs)
+    assert "holds JSON" in answer_problems("200. Response: {", obs)
+    assert answer_problems("A World of Wonder", obs) == ["quotes no value of the observation"]
+    assert answer_problems("It is 21.5 degrees in Oslo.", obs) == []
+    spoken = verbalise(obs, random.Random(0))
+    assert answer_problems(spoken, obs) == [] and "Oslo" in spoken
+
+
+def test_description_fragments_are_detected():
+    desc = "The authentication method to use is the one your application registered."
+    assert is_description_fragment("The authentication method to use is the ", desc)
+    assert not is_description_fragment("password", desc)
+    assert not is_description_fragment("Oslo", "City name, e.g. Oslo")  # short values are real values
+
+
+def test_simulated_corpus_meets_the_quality_bars(tmp_path):
+    """The corpus the cpu defaults write, with a teacher whose answers quote nothing: every
+    answer is then the verbaliser's, and the report says so."""
+    teacher = ScriptedModel(['{"thought": "done", "final_answer": "A World of Wonder"}'])
+    cfg = SimulationConfig(instructions_per_tool=6, n_eval_tools=1, seed=0)
+    simulate(teacher, records(), cfg, out_dir=tmp_path, progress=False, workers=1)
+    q = corpus_quality(tmp_path)
+    assert q["instances"] >= 6
+    assert q["description_fragment_values"] == 0 and q["status_line_answers"] == 0 and q["json_answers"] == 0
+    assert q["values_in_request_pct"] >= 95 and q["answers_quoting_observation_pct"] >= 90
+    assert q["duplicate_requests_within_splits"] == 0 and q["duplicate_requests_across_splits"] == 0
+    assert q["answer_source:verbaliser_pct"] == 100.0 and q["request_source:bank_pct"] == 100.0
+    rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert all(r["rejected_answer"] == "A World of Wonder" for r in rows)
+
+
+def test_quality_report_counts_junk(tmp_path):
+    rec = records()[0]
+    name = sorted(function_schemas(record_spec(rec)))[0]
+    props = function_schemas(record_spec(rec))[name]["properties"]
+    key = next(iter(props))
+    junk = props[key].get("description") or "the value of the parameter to use"
+    rec = json.loads(json.dumps(rec))
+    row = {"id": "a", "tool": rec["Name"], "instruction": "Can you help me with this?",
+           "golden": [{"Action": name, "Action_Input": json.dumps({key: junk})}],
+           "steps": [{"observation": "Status Code: 200. Response: {", "status": 200}],
+           "final": {"text": "", "answer": "200. Response: {"}}
+    save_tools(tmp_path, [rec])
+    for split in ("train", "eval"):
+        (tmp_path / f"{split}.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
+    (tmp_path / "rejects.jsonl").write_text("")
+    q = corpus_quality(tmp_path)
+    assert q["status_line_answers"] == 4 and q["json_answers"] == 4
+    assert q["answers_quoting_observation_pct"] == 0.0
+    assert q["duplicate_requests_within_splits"] == 2 and q["duplicate_requests_across_splits"] == 1
+    if len(junk.split()) >= 3:
+        assert q["description_fragment_values"] == 4

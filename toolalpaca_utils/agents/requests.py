@@ -1,0 +1,82 @@
+"""Requests written by code: a bank of sentence frames in several styles, with the call's values
+said the way people say them. The fallback when the teacher's request loses a value, and the
+base the teacher paraphrases.
+
+A frame is a question, an imperative, a need, or a request with context; the values come in
+varied order, some as kind-specific phrases ("in Germany", "on May 1, 2023", "the top 5"), some
+naming what they are ("with the collection name Jazz"). The task phrase comes from the
+function's one-line summary with its leading verb dropped. A request never names the API or a
+function (:func:`~toolalpaca_utils.agents.user.instruction_problems` checks it).
+"""
+from __future__ import annotations
+
+import random
+import re
+
+from ..openapi import describe_function, record_spec
+from ..values import Value, words
+
+# (frame id, text): {task} is a noun phrase, {details} the values as clauses
+FRAMES = (
+    ("can-you", "Can you get me {task}{details}?"),
+    ("could-you", "Could you look up {task}{details}?"),
+    ("i-need", "I need {task}{details}."),
+    ("id-like", "I'd like to see {task}{details}."),
+    ("show-me", "Show me {task}{details}."),
+    ("context", "I'm preparing a report and need {task}. Please use{details}."),
+    ("details-first", "For{details}: what is {task}?"),
+    ("please-find", "Please find {task}{details}."),
+    ("help-me", "Help me get {task}{details}, thanks."),
+    ("quick", "Quick one: {task}{details}?"),
+    ("looking-for", "I'm looking for {task}{details}. Can you help?"),
+    ("want-to-know", "I want to know {task}{details}."),
+)
+_LEADING_VERB = re.compile(r"^(returns?|gets?|retrieves?|fetch(es)?|lists?|provides?|gives?|finds?|shows?|"
+                           r"checks?|searches|search(es)? for|generates?|calculates?|converts?|translates?)\s+", re.I)
+_KIND_PHRASES = {
+    "country": ("in {v}", "for {v}"), "city": ("in {v}", "for {v}"), "date": ("on {v}", "for {v}"),
+    "year": ("in {v}", "for the year {v}"), "count": ("the top {v}", "limited to {v} results"),
+    "language": ("in {v}",), "currency": ("in {v}",), "timezone": ("in the {v} time zone",),
+}
+
+
+def task_phrase(record: dict, function: str) -> str:
+    """The function's one-line summary as a noun phrase: "Returns a list of jobs." -> "a list of
+    jobs"; the API's and functions' names are replaced (a request never names them)."""
+    summary = describe_function(record_spec(record), function).splitlines()[0].strip().rstrip(".")
+    summary = _LEADING_VERB.sub("", summary)
+    for term in [record["Name"], *record["Function_Projection"]]:
+        if len(term) > 3:
+            summary = re.sub(re.escape(term), "the service", summary, flags=re.IGNORECASE)
+    return (summary[:1].lower() + summary[1:]) if summary else "the information"
+
+
+def _clause(name: str, value: Value, rng: random.Random) -> str:
+    phrases = _KIND_PHRASES.get(value.kind)
+    if phrases and rng.random() < 0.7:
+        return rng.choice(phrases).format(v=value.said)
+    label = " ".join(words(name))
+    if value.kind == "boolean":
+        return f"{label} {value.said}"
+    return rng.choice(("with {l} {v}", "where the {l} is {v}", "using {v} as the {l}", "{l} {v}")).format(
+        l=label, v=value.said)
+
+
+def _join(clauses: list[str]) -> str:
+    if not clauses:
+        return ""
+    if len(clauses) == 1:
+        return " " + clauses[0]
+    return " " + ", ".join(clauses[:-1]) + " and " + clauses[-1]
+
+
+def bank_request(record: dict, function: str, values: dict[str, Value], rng: random.Random) -> tuple[str, str]:
+    """(request, frame id) for a call: a frame from :data:`FRAMES`, values in shuffled order."""
+    frame_id, frame = rng.choice(FRAMES)
+    names = list(values)
+    rng.shuffle(names)
+    details = _join([_clause(n, values[n], rng) for n in names])
+    if not details and "{details}" in frame and frame_id in ("context", "details-first"):
+        frame_id, frame = FRAMES[0]
+    text = frame.format(task=task_phrase(record, function), details=details)
+    return text[:1].upper() + text[1:], frame_id

