@@ -149,7 +149,7 @@ class SteParams(Common):
     trials: int = p(2, "trials per episode (short-term memory carries across them)")
     max_turns: int = p(4, "ReAct turns per trial")
     explore_mode: str = p("constrained", '"constrained" (JSON step schema) or "free" (ReAct text)')
-    imagination: str = p("call-first", '"call-first" (values, then request) or "query" (the paper\'s)')
+    imagination: str = p("typed", "typed (code: values and a request frame) | call-first (model values) | query (paper)")
     short_term_memory: bool = p(True, "earlier trials of the episode in the prompt")
     long_term_memory: bool = p(True, "earlier episodes' requests in the prompt")
     reflection: bool = p(True, "the explorer judges its own trial")

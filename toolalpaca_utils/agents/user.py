@@ -192,13 +192,15 @@ def missing_values(instruction: str, args: dict) -> list[str]:
     return [k for k, v in args.items() if not isinstance(v, bool) and not mentioned(v, instruction)]
 
 
-def typed_call(record: dict, rng: random.Random, *, optional_share: float = 0.5) -> tuple[str, dict[str, Value]]:
+def typed_call(record: dict, rng: random.Random, *, optional_share: float = 0.5,
+               function: str | None = None) -> tuple[str, dict[str, Value]]:
     """Call-first strategy, step 1, written by code: a function and typed, realistic values
     (:func:`toolalpaca_utils.values.sample_value`) for its required parameters and, each with
-    probability ``optional_share``, its optional ones. Raises ValueError when the values break
-    the schema (a pattern no generator meets): the instance is rejected with that reason."""
+    probability ``optional_share``, its optional ones (``function``: that one, else a seeded
+    choice). Raises ValueError when the values break the schema (a pattern no generator meets):
+    the instance is rejected with that reason."""
     schemas = function_schemas(record_spec(record))
-    name = rng.choice(sorted(schemas))
+    name = function or rng.choice(sorted(schemas))
     schema = schemas[name]
     required = set(schema.get("required") or [])
     values = {p: sample_value(p, s, rng) for p, s in (schema.get("properties") or {}).items()

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..agents import (Episode, HttpExecutor, drive, instruction_problems, missing_values, normalise,
-                      template_instruction)
+                      template_instruction, typed_call)
+from ..agents.requests import bank_request
 from ..endpoint import EndpointPolicy, guard_endpoint
 from ..llm import LLMError
 from ..openapi import describe_function, function_schemas, record_spec, validate_arguments
@@ -67,7 +68,8 @@ class ExploreConfig:
     short_term_memory: bool = True
     long_term_memory: bool = True
     reflection: bool = True
-    imagination: str = "call-first"         # "query" (STE: write the request) or "call-first" (values, then request)
+    imagination: str = "call-first"         # "query" (STE: write the request), "call-first" (values, then request)
+                                            # or "typed" (code: typed values, a request from the bank of frames)
     trial_scope: str = "function"           # "function": a trial sees (and can call) the explored function only
     rotate_functions: bool = True           # episode e explores function e mod n (else a seeded choice)
     imagine_temperature: float = 0.9
@@ -237,7 +239,7 @@ def imagination_messages(record: dict, target_function: str | None, episode_rows
         user = "\n\n".join([f"Tool: {record['Name']} ({description})\nFunction: {line}", *memory, ask])
         return [{"role": "system", "content": ARGS_SYSTEM}, {"role": "user", "content": user}]
     if cfg.imagination != "query":
-        raise ValueError(f"imagination must be 'query' or 'call-first', got {cfg.imagination!r}")
+        raise ValueError(f"imagination must be 'query', 'call-first' or 'typed', got {cfg.imagination!r}")
     ask = ("Write a new request for it, with concrete values (names, places, dates, numbers). "
            "Do not mention the tool or the function.")
     messages = [{"role": "system", "content": IMAGINE_SYSTEM}]
@@ -351,12 +353,15 @@ def run_trial(client, record: dict, episode: int, trial: int, episode_rows: Sequ
     tokens = {"prompt": 0, "completion": 0}
     row = _new_trial_row(record, episode, trial, episode_rows, earlier_rows, cfg, target, seed)
     try:
-        messages = imagination_messages(record, target, episode_rows, earlier_rows, cfg)
-        if cfg.imagination == "call-first":
+        if cfg.imagination == "typed":
+            _imagine_typed(record, target, seed, row)
+        elif cfg.imagination == "call-first":
+            messages = imagination_messages(record, target, episode_rows, earlier_rows, cfg)
             _imagine_call_first(client, messages, record, target, cfg, seed, row, tokens)
         else:
-            _imagine_query(client, messages, cfg, seed, row, tokens)
-    except LLMError as exc:
+            _imagine_query(client, imagination_messages(record, target, episode_rows, earlier_rows, cfg), cfg, seed,
+                           row, tokens)
+    except (LLMError, ValueError) as exc:  # ValueError: typed values that break the schema
         row["stop_reason"] = f"imagination failed: {exc}"[:300]
     if row["query"]:
         row["query_problems"] = request_problems(row["query"], record)
@@ -412,6 +417,19 @@ def _imagine_call_first(client, messages: list[dict], record: dict, function: st
         row["query_copied_example"] = copies_worked_example(row["query"])
         row["query"] = template_instruction(record, function, args)
         row["query_source"] = "template"
+
+
+def _imagine_typed(record: dict, function: str, seed: int, row: dict) -> None:
+    """Imagination by code into ``row``, for a weak explorer: typed, realistic values of the
+    target function (:func:`toolalpaca_utils.agents.typed_call`) said in a request from the bank
+    of frames (:func:`toolalpaca_utils.agents.requests.bank_request`). The memories still shape
+    the trial (its system turn), not the request."""
+    rng = random.Random(seed)
+    function, values = typed_call(record, rng, function=function)
+    args = {k: v.value for k, v in values.items()}
+    row["imagined_call"] = {"action": function, "args": args, "problems": []}
+    row["query"], row["query_frame"] = bank_request(record, function, values, rng)
+    row["query_raw"], row["query_source"] = row["query"], "bank"
 
 
 def _imagine_query(client, messages: list[dict], cfg: ExploreConfig, seed: int, row: dict, tokens: dict) -> None:
