@@ -94,7 +94,8 @@ def train_lora(
 
     set_seed(cfg.seed)
     if model is None or tokenizer is None:
-        model, tokenizer = _load_base(cfg.base_model, device)
+        model, tokenizer = _load_base(cfg.base_model, device, bf16=cfg.bf16,
+                                      attn_implementation=cfg.attn_implementation)
     model = plain_weights(model)
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
