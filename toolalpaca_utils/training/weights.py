@@ -30,11 +30,16 @@ def plain_weights(model):
     return model
 
 
-def weights_dtype(device: str, bf16: bool | None = None) -> str:
-    """The dtype the base's weights are trained in: bfloat16 on a GPU (unless ``bf16`` is False),
-    float32 on a CPU (where bf16 only runs under autocast). A checkpoint that a run trains on
-    (a merged adapter, STE's ``train_base``) is written in this dtype: fp32 would double its
-    size on disk and be cast down again at load."""
+def weights_dtype(device: str | None = None, bf16: bool | None = None) -> str:
+    """The dtype the base's weights are trained in on ``device`` (None: this machine's training
+    device, cuda when there is one): bfloat16 on a GPU (unless ``bf16`` is False), float32 on a
+    CPU (where bf16 only runs under autocast). A checkpoint that a run trains on (a merged
+    adapter, STE's ``train_base``) is written in this dtype: fp32 would double its size on disk
+    and be cast down again at load."""
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     return "bfloat16" if str(device).startswith("cuda") and bf16 is not False else "float32"
 
 
