@@ -35,3 +35,89 @@ def test_deepspeed_accumulation_matches_the_gpu_profile():
 
     ds = yaml.safe_load((ACCELERATE / "deepspeed_zero2.yaml").read_text())["deepspeed_config"]
     assert ds["gradient_accumulation_steps"] == load_profile("gpu", "03_training")["grad_accum"]
+
+
+# ------------------------------------------------------------------------------ scripts/gpu_smoke.sh
+SMOKE = ROOT / "scripts" / "gpu_smoke.sh"
+
+
+def _fake_bin(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / "bin" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def _smoke(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    full = {**os.environ, "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "SMOKE_DIR": "_build/gpu_smoke_test", **env}
+    return subprocess.run(["bash", str(SMOKE), *args], capture_output=True, text=True, env=full, timeout=60)
+
+
+def test_the_smoke_script_is_valid_bash():
+    assert subprocess.run(["bash", "-n", str(SMOKE)], capture_output=True).returncode == 0
+    assert os.access(SMOKE, os.X_OK)
+
+
+def test_the_smoke_script_refuses_when_nvidia_smi_finds_no_gpu(tmp_path):
+    _fake_bin(tmp_path, "nvidia-smi", "echo 'No devices were found'; exit 6")
+    done = _smoke(tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "no GPU to run on: nvidia-smi -L finds no GPU" in done.stderr
+    assert not (ROOT / "_build" / "gpu_smoke_test").exists()      # refused before doing anything
+
+
+def test_the_smoke_script_refuses_without_nvidia_smi(tmp_path):
+    if shutil.which("nvidia-smi", path="/usr/bin:/bin"):
+        pytest.skip("this machine has nvidia-smi in /usr/bin or /bin")
+    done = _smoke(tmp_path)
+    assert done.returncode == 2 and "nvidia-smi is not on PATH" in done.stderr
+
+
+def test_the_smoke_script_refuses_a_cpu_torch(tmp_path):
+    """A GPU is listed, but the venv's torch cannot use it (the CPU wheel of `make setup`)."""
+    _fake_bin(tmp_path, "nvidia-smi", "echo 'GPU 0: NVIDIA H200'")
+    cpu_python = _fake_bin(tmp_path, "python", 'case "$2" in *is_available*) exit 1;; *) echo 2.13.0+cpu;; esac')
+    done = _smoke(tmp_path, PY=str(cpu_python))
+    assert done.returncode == 2, done.stderr
+    assert "torch.cuda.is_available() is False" in done.stderr and "2.13.0+cpu" in done.stderr
+    assert "make setup PROFILE=gpu" in done.stderr
+
+
+def _normal(command: str) -> str:
+    return " ".join(command.split())
+
+
+@pytest.mark.parametrize("vllm", ["/bin/true", "/no/vllm"])
+def test_book_gpu_md_shows_the_commands_the_smoke_script_runs(tmp_path, vllm):
+    done = _smoke(tmp_path, "--dry-run", VLLM=vllm, SMOKE_DIR="_build/gpu_smoke")
+    assert done.returncode == 0, done.stderr
+    commands = [line[2:] for line in done.stdout.splitlines() if line.startswith("+ ")]
+    assert any("toolalpaca_utils.book" in c for c in commands) and len(commands) >= 5
+    documented = {_normal(line) for line in GPU_MD.replace("\\\n", " ").splitlines()}
+    for command in commands:
+        command = command.replace(vllm, ".venv-vllm/bin/vllm").replace(str(ROOT), "$PWD")
+        if "gpu_smoke_profile.py" in command or "toolalpaca_utils.book" in command or "vllm serve" in command \
+                or command.startswith(("grep", "curl", "rm ", "mkdir")):
+            assert _normal(command) in documented, f"book/gpu.md lacks: {command}"
+
+
+@pytest.mark.parametrize("small", [False, True])
+def test_the_smoke_profile_is_the_gpu_profile_at_a_tiny_scale(tmp_path, small):
+    out = tmp_path / "gpu_smoke.yaml"
+    args = [str(ROOT / "scripts" / "gpu_smoke_profile.py"), "--out", str(out), "--teacher-endpoint", "embedded",
+            "--teacher-model", "smollm2-135m-instruct", "--student-endpoint", "embedded",
+            "--student-model", "smollm2-135m-instruct", "--dialect", "llama_cpp"] + (["--small-models"] if small else [])
+    import sys
+
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    from toolalpaca_utils.profiles import load_profile
+
+    training = load_profile(str(out), "03_training")
+    gpu = load_profile("gpu", "03_training")
+    assert training["profile"] == "gpu_smoke" and training["max_train_steps"] == 3
+    for key in ("bf16", "gradient_checkpointing", "attn_implementation", "lora_r", "target_modules", "learning_rate"):
+        assert training[key] == gpu[key], key
+    assert load_profile(str(out), "01_toolset")["n_tools"] == 3
+    assert load_profile(str(out), "02_simulation")["strategy"] == ("call-first" if small else "instruction-first")

@@ -24,7 +24,7 @@ One idea per submodule; every name below is re-exported here (``training.train_l
 * :mod:`.__main__` — the command line (the same code under ``accelerate launch`` on a GPU box)::
 
     python -m toolalpaca_utils.training --profile cpu [--corpus DIR] [--out DIR] [--epochs 2 ...]
-    accelerate launch -m toolalpaca_utils.training --profile gpu
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m toolalpaca_utils.training --profile gpu
 """
 from __future__ import annotations
 
