@@ -34,6 +34,23 @@ def test_equal_counts_and_requested_tools():
     assert [[i["id"] for i in s.instances] for s in again] == [[i["id"] for i in s.instances] for s in subsets]
 
 
+def test_a_budget_the_smallest_point_cannot_hold_is_capped_with_a_visible_warning():
+    from toolalpaca_utils.diversity import DiversityCapWarning
+
+    corpus = fake_corpus({"A": 5, "B": 5, "C": 5})
+    with pytest.warns(DiversityCapWarning) as caught:
+        subsets, count = diversity_subsets(corpus, [1, 3], n_instances=2000, seed=0)
+    assert count == 5 and all(len(s.instances) == 5 for s in subsets)
+    msg = str(caught[0].message)
+    assert "n_instances=2000" in msg and "1 tool(s), 5 training instances" in msg and "every point trains on 5" in msg
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                          # a budget that fits, or 0: no warning
+        assert diversity_subsets(corpus, [1, 3], n_instances=5, seed=0)[1] == 5
+        assert diversity_subsets(corpus, [1, 3], seed=0)[1] == 5
+
+
 def test_evaluation_tools_never_enter_a_subset():
     corpus = fake_corpus({"A": 4, "B": 4})
     with pytest.raises(ValueError, match="evaluation tool 'B'"):

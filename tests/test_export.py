@@ -193,3 +193,26 @@ def test_export_errors_are_clear(tmp_path):
     done = subprocess.run([sys.executable, "-m", "toolalpaca_utils.export", "adapter", str(tmp_path / "nothing"),
                            "--to", "gguf"], capture_output=True, text=True)
     assert done.returncode != 0 and "neither a training run" in done.stderr
+
+
+def test_a_continual_round_starts_from_the_base_with_its_adapters_merged(base, tmp_path):
+    """STE's continual learning keeps adapters, not models: a round's start, loaded afresh and
+    merged adapter by adapter, has the weights of merging them into the base in memory."""
+    import copy
+
+    import torch
+
+    from toolalpaca_utils.llm.hf import peft_model
+    from toolalpaca_utils.ste.continual import _round_start
+
+    first = str(_adapter(base, tmp_path / "r1", seed=1, layers=[28, 29]))
+    second = str(_adapter(base, tmp_path / "r2", seed=2, layers=[29]))
+    want = peft_model(copy.deepcopy(base[0]), first).merge_and_unload()
+    want = peft_model(want, second).merge_and_unload().state_dict()
+    got, _ = _round_start("smollm2-135m-instruct", [first, second])
+    got = got.state_dict()
+    assert set(got) == set(want)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    plain, _ = _round_start("smollm2-135m-instruct", [])
+    name = next(k for k in want if "layers.29.self_attn.q_proj" in k)
+    assert not torch.equal(plain.state_dict()[name], want[name])     # the adapters did change it

@@ -55,6 +55,22 @@ def test_a_misspelt_key_stops_with_file_section_and_key(tmp_path):
         load_profile(path, "02_simulation")          # any notebook: the whole file is checked
 
 
+@pytest.mark.parametrize("right, wrong, section", [
+    ("gradient_checkpointing: true", "gradient_checkpoint: true", "03_training"),
+    ("n_instances: 2000", "n_instance: 2000", "05_diversity"),
+])
+def test_a_misspelt_key_in_a_copy_of_the_gpu_profile_is_named_with_the_right_one(tmp_path, right, wrong, section):
+    """The file as a user edits it (comments kept): one key misspelt, the stage command line stops."""
+    text = (PROFILES_DIR / "gpu.yaml").read_text()
+    assert text.count(right) == 1
+    path = tmp_path / "gpu-mine.yaml"
+    path.write_text(text.replace(right, wrong))
+    bad, good = wrong.split(":")[0], right.split(":")[0]
+    expected = rf"gpu-mine\.yaml, section {section}: unknown key '{bad}' \(did you mean '{good}'\?\)"
+    with pytest.raises(ProfileError, match=expected):
+        parse_stage_args("03_training", ["--profile", str(path)])
+
+
 def test_a_wrong_type_and_an_unknown_section_are_named(tmp_path):
     path = _copy_of_cpu(tmp_path, lambda d: d["02_simulation"].update(max_turns="three"))
     with pytest.raises(ProfileError, match=r"section 02_simulation: 'max_turns' must be int, got 'three'"):

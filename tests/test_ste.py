@@ -450,7 +450,14 @@ def test_continual_learning_rounds_replay_and_the_forgetting_table(monkeypatch, 
         rows = [{"id": it.id, "tool": it.tool, "metrics": {"process_correct": it.tool in chat}} for it in items]
         return EvalRun(name, rows)
 
-    monkeypatch.setattr(hf, "load_model_and_tokenizer", lambda *a, **k: (Known(), "tok"))
+    loads = []
+
+    def fake_load(base_model, **kw):
+        loads.append(base_model)
+        return Known(), "tok"
+
+    monkeypatch.setattr(hf, "load_model_and_tokenizer", fake_load)
+    monkeypatch.setattr(hf, "peft_model", lambda model, adapter: adapter)   # merging an adapter: its tools
     monkeypatch.setattr(ste.continual, "finetune", fake_finetune)
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     examples = [{"id": f"{t}{i}", "tool": t} for t in "ABCD" for i in range(10)]
@@ -470,6 +477,8 @@ def test_continual_learning_rounds_replay_and_the_forgetting_table(monkeypatch, 
     assert table.loc[("no replay", 2), "batch 1"] == 0.0 and table.loc[("no replay", 2), "batch 2"] == 100.0
     assert table.loc[("replay", 2), "batch 1"] > 0.0 and table.loc[("replay", 2), "seen"] > table.loc[("no replay", 2), "seen"]
     assert [t["condition"] for t in res.trainings] == ["no replay", "replay", "no replay", "replay"]
+    # no model copy per condition: each training round loads the one base afresh and merges its adapters
+    assert loads == ["m", "m", "m"]
 
 
 def pd_isnan(value) -> bool:

@@ -197,28 +197,110 @@ def test_missing_simulation_stage_names_the_notebook(tmp_path, monkeypatch):
         run_training("tiny")
 
 
-def test_a_finished_run_with_the_same_parameters_is_reused(tmp_path):
-    """The notebook picks up a run trained elsewhere (e.g. `accelerate launch` on several GPUs)
-    instead of resuming it; different parameters mean a new run."""
-    from toolalpaca_utils.training import TrainConfig, _finished_run, profile_parameters
+def tiny_training_params() -> dict:
+    from toolalpaca_utils.training import profile_parameters
 
     params = profile_parameters("tiny")
     params.pop("unseen_eval")
-    cfg = TrainConfig(**params)
-    out = tmp_path / "training"
+    return params
+
+
+def fake_finished_run(out: Path, config: dict, launch: dict | None = None) -> Path:
+    """A run folder as a finished run leaves it (adapter config, training log, launch record)."""
     (out / "adapter").mkdir(parents=True)
     (out / "adapter" / "adapter_config.json").write_text("{}")
-    log = {"out_dir": str(out), "adapter_dir": str(out / "adapter"), "log_path": "", "config": cfg.to_dict(),
+    log = {"out_dir": str(out), "adapter_dir": str(out / "adapter"), "log_path": "", "config": config,
            "n_examples": 6, "n_eval_examples": 2, "data": {}, "global_step": 4, "epochs_done": 1.3,
            "train_loss": 1.5, "final_loss": 1.4, "eval_loss": 1.6, "steps": [], "session_steps": [1, 2, 3, 4],
            "evals": [], "tokens": 4000, "train_seconds": 20.0, "wall_seconds": 40.0, "cpu_seconds": 20.0,
            "threads": 8, "tokens_per_s": 200.0, "peak_rss_gb": 2.0, "peak_gpu_gb": None, "device": "cuda bf16",
            "resumed_from": None, "stats_from_previous_run": False}
     (out / "training_log.json").write_text(json.dumps(log))
+    if launch is not None:
+        (out / "launch.json").write_text(json.dumps(launch))
+    return out
+
+
+def test_a_finished_run_with_the_same_parameters_is_reused(tmp_path):
+    """The notebook picks up a run trained elsewhere (e.g. `accelerate launch` on several GPUs)
+    instead of resuming it; different parameters mean a new run."""
+    from toolalpaca_utils.training import TrainConfig, _finished_run, profile_parameters
+
+    params = tiny_training_params()
+    cfg = TrainConfig(**params)
+    out = fake_finished_run(tmp_path / "training", cfg.to_dict())
     reused = run_training("tiny", corpus=FIXTURE, out=out, **params)       # no model is loaded
     assert reused.stats_from_previous_run and reused.tokens == 4000 and reused.device == "cuda bf16"
     assert _finished_run(out, TrainConfig(**{**params, "num_threads": 2})) is not None   # threads aside
     assert _finished_run(out, TrainConfig(**{**params, "learning_rate": 1.0})) is None   # would train anew
+
+
+def test_a_command_line_run_with_other_settings_is_never_overwritten_in_process(tmp_path):
+    """The documented handoff: `accelerate launch ... --learning_rate 2e-5` trains, then the
+    notebook (the profile's 5e-3) must neither reuse that adapter as its own nor retrain over it."""
+    from toolalpaca_utils.training import COMMAND_LINE, FinishedRunDiffersError, TrainConfig
+
+    params = tiny_training_params()
+    shell = TrainConfig(**{**params, "learning_rate": 2e-5, "epochs": 3})
+    launch = {"by": COMMAND_LINE, "world_size": 4, "command": "python -m toolalpaca_utils.training --profile tiny"
+              " --learning_rate 2e-5 --epochs 3"}
+    out = fake_finished_run(tmp_path / "training", shell.to_dict(), launch)
+    before = (out / "training_log.json").read_text()
+    with pytest.raises(FinishedRunDiffersError) as err:
+        run_training("tiny", corpus=FIXTURE, out=out, **params)
+    msg = str(err.value)
+    assert "learning_rate: 2e-05 there, 0.005 here" in msg and "epochs: 3 there, 1 here" in msg
+    assert "4 process(es)" in msg and "--learning_rate 2e-5" in msg and "03_training" in msg
+    assert "lora_r" not in msg                              # only the keys that differ are named
+    assert (out / "training_log.json").read_text() == before   # nothing overwritten
+    # with the same settings the notebook reuses it, whoever trained it
+    reused = run_training("tiny", corpus=FIXTURE, out=out, **{**params, "learning_rate": 2e-5, "epochs": 3})
+    assert reused.stats_from_previous_run
+
+
+def test_a_key_older_runs_lack_counts_as_its_default(tmp_path):
+    from toolalpaca_utils.training import TrainConfig, _finished_run, settings_diff
+
+    cfg = TrainConfig(**tiny_training_params())
+    old = {k: v for k, v in cfg.to_dict().items() if k != "attn_implementation"}   # a log from before the key
+    assert settings_diff(old, cfg) == {}
+    assert _finished_run(fake_finished_run(tmp_path / "t", old), cfg) is not None
+    assert settings_diff(old, TrainConfig(**{**tiny_training_params(), "attn_implementation": "eager"})) == {
+        "attn_implementation": ("", "eager")}
+
+
+def test_the_launch_is_recorded_next_to_the_run(tmp_path, monkeypatch):
+    from toolalpaca_utils.training import COMMAND_LINE, run as run_mod
+
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setattr(run_mod.sys, "argv", ["x", "--profile", "gpu", "--epochs", "2"])
+    run_mod._record_launch(tmp_path, COMMAND_LINE)
+    assert json.loads((tmp_path / "launch.json").read_text()) == {
+        "by": COMMAND_LINE, "world_size": 8, "command": "python -m toolalpaca_utils.training --profile gpu --epochs 2"}
+
+
+def test_attn_implementation_reaches_the_model(monkeypatch):
+    """The profile's attn_implementation is what transformers is asked for ("" asks nothing)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from toolalpaca_utils.llm import hf
+    from toolalpaca_utils.training import weights
+
+    seen = []
+
+    def fake_from_pretrained(path, **kwargs):
+        seen.append(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(hf, "hf_checkpoint", lambda model: "/no/such/checkpoint")   # nothing is read
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda path, **kw: None)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", fake_from_pretrained)
+    for attn in ("flash_attention_2", ""):
+        with pytest.raises(RuntimeError, match="stop here"):
+            weights._load_base("smollm2-135m-instruct", "cuda", attn_implementation=attn)
+    assert seen[0]["attn_implementation"] == "flash_attention_2" and "attn_implementation" not in seen[1]
+    assert str(seen[0]["dtype"]) == "torch.bfloat16"
+    assert weights.weights_dtype("cuda", bf16=False) == "float32" and weights.weights_dtype("cpu") == "float32"
 
 
 def test_unknown_hyper_parameter_is_rejected(corpus, tmp_path):

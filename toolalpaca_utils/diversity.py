@@ -6,10 +6,15 @@ this stage measures it.
 from __future__ import annotations
 
 import random
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+
+class DiversityCapWarning(UserWarning):
+    """``n_instances`` is more than the smallest point of the curve holds: every point gets less."""
 
 
 @dataclass
@@ -27,7 +32,8 @@ def diversity_subsets(train_instances: Sequence[dict], n_tools: Sequence[int], *
     Tools are taken from one seeded permutation, so the tools of a smaller subset are among those
     of a larger one, and instances are drawn round-robin over the chosen tools (as even as the
     tools allow). The count is the requested ``n_instances`` capped by what the smallest subset can
-    hold; it is returned. Evaluation tools can never enter a subset.
+    hold (a :class:`DiversityCapWarning` with the numbers when it is cut); it is returned.
+    Evaluation tools can never enter a subset.
     """
     by_tool: dict[str, list[dict]] = defaultdict(list)
     for inst in train_instances:
@@ -43,7 +49,13 @@ def diversity_subsets(train_instances: Sequence[dict], n_tools: Sequence[int], *
     rng = random.Random(seed)
     order = tools[:]
     rng.shuffle(order)
-    capacity = min(sum(len(by_tool[t]) for t in order[:k]) for k in wanted)
+    capacity, smallest = min((sum(len(by_tool[t]) for t in order[:k]), k) for k in wanted)
+    if n_instances and n_instances > capacity:
+        # the budget is the study's one fixed quantity: a silent cut would misreport the curve
+        warnings.warn(f"n_instances={n_instances} is more than the smallest point holds ({smallest} tool(s), "
+                      f"{capacity} training instances, seed {seed}): every point trains on {capacity} "
+                      f"instances. Lower n_instances to {capacity} or drop {smallest} from n_tools.",
+                      DiversityCapWarning, stacklevel=2)
     count = min(n_instances or capacity, capacity)
     subsets = []
     for k in wanted:

@@ -107,6 +107,7 @@ class TrainingParams(Common):
     num_threads: int = p(1, "CPU threads, 1 is robust on a shared machine (0 = torch's default)")
     gradient_checkpointing: bool = p(False, "recompute activations in backward: less memory, ~30% slower")
     bf16: Optional[bool] = p(None, "None: bf16 on a GPU or CPU that has it; False: fp32")
+    attn_implementation: str = p("", '"" = transformers\' default (sdpa); "flash_attention_2" on a GPU with flash-attn')
 
 
 @dataclass

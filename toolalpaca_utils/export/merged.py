@@ -7,11 +7,13 @@ import tempfile
 from pathlib import Path
 
 
-def merged_checkpoint(model: str, adapter: str | Path, out_dir: str | Path, *, dtype: str = "float32") -> str:
+def merged_checkpoint(model: str, adapter: str | Path, out_dir: str | Path, *, dtype: str) -> str:
     """``model`` with the LoRA ``adapter`` merged in, saved in ``dtype`` (``float32``, ``bfloat16``,
     ``float16``) to ``out_dir``; written once and rewritten when the adapter or dtype changes. The
     merge itself runs in fp32, so the rounding happens once, at the save. Its path serves wherever
-    a model name does (vLLM without LoRA, a base to fine-tune further)."""
+    a model name does (vLLM without LoRA, a base to fine-tune further). No default dtype: a base
+    to train on is written in the training dtype (:func:`toolalpaca_utils.training.weights_dtype`:
+    bf16 on a GPU, where fp32 would double a 7B's 15 GB), an export in the serving engine's."""
     import torch
 
     from ..llm.hf import load_model_and_tokenizer, peft_model

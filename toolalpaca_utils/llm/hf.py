@@ -71,9 +71,12 @@ def bf16_available(device: str) -> bool:
     return cpu_has_bf16()
 
 
-def load_model_and_tokenizer(model: str = DEFAULT_MODEL, *, device: str | None = None, dtype: Any = None):
+def load_model_and_tokenizer(model: str = DEFAULT_MODEL, *, device: str | None = None, dtype: Any = None,
+                             attn_implementation: str = ""):
     """(model, tokenizer) for a registry name, local directory or HF id; nothing is downloaded
-    for the embedded model. The tokenizer pads on the left, as batched generation needs."""
+    for the embedded model. The tokenizer pads on the left, as batched generation needs.
+    ``attn_implementation`` ("sdpa", "flash_attention_2", "eager") is passed to transformers;
+    "" leaves its default (sdpa where torch has it)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -82,7 +85,10 @@ def load_model_and_tokenizer(model: str = DEFAULT_MODEL, *, device: str | None =
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     path = hf_checkpoint(model)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    # only when asked: an explicit value makes transformers check its package (flash-attn) and
+    # fail loudly when it is missing, rather than quietly running another kernel
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **extra)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -4,11 +4,11 @@
 :func:`continual_learning`: the tools arrive in batches; each round fine-tunes the previous
 round's model on the new batch, with or without a replay sample of the earlier batches' examples
 (:func:`replay_sample`); accuracy per batch after every round is the forgetting table
-(:meth:`ContinualResult.table`).
+(:meth:`ContinualResult.table`). A condition is a list of adapters on one base, never a copy
+of the model.
 """
 from __future__ import annotations
 
-import copy
 import math
 import random
 from dataclasses import dataclass, field
@@ -83,20 +83,19 @@ def continual_learning(records: dict[str, dict], examples: Sequence[dict], items
                        eval_max_tokens: int | None = None, **train_params) -> ContinualResult:
     """Train round by round (round r = batch r of the tools, numbered from 1) and evaluate after
     every round on the eval items of the batches seen so far (``eval_scope="all"``: of every
-    batch). Each round continues from the previous round's model of its condition (the previous
-    LoRA merged into the weights of ``base_model``, a fresh LoRA on top); ``replay`` adds a
-    ``replay_fraction`` sample of the earlier batches' examples. A round's model is served by
-    ``student`` (:class:`~toolalpaca_utils.llm.Student`) as the stack of its rounds' adapters.
+    batch). Each round continues from the previous round's model of its condition: ``base_model``
+    with that condition's earlier adapters merged in, a fresh LoRA on top; ``replay`` adds a
+    ``replay_fraction`` sample of the earlier batches' examples. A condition is its list of
+    adapters, not a model: one model is in memory at a time (:func:`_round_start`), so a 7B
+    student fits where a copy per condition would not. A round's model is served by ``student``
+    (:class:`~toolalpaca_utils.llm.Student`) as the stack of its rounds' adapters.
     Round 1 is the same for every condition (nothing to replay yet): trained and evaluated once."""
     if eval_scope not in ("seen", "all"):
         raise ValueError(f"eval_scope must be 'seen' or 'all', got {eval_scope!r}")
     train_params = {**train_params, "seed": train_params.get("seed", seed)}
-    from ..llm.hf import load_model_and_tokenizer
-
     out_dir = Path(out_dir)
     result = ContinualResult()
-    base, tok = load_model_and_tokenizer(base_model)
-    state = {c: (base, []) for c in conditions}  # condition -> (merged model, its adapters in order)
+    adapters: dict[str, list] = {c: [] for c in conditions}  # condition -> its adapters, in training order
     by_tool: dict[str, list[dict]] = {}
     for ex in examples:
         by_tool.setdefault(ex["tool"], []).append(ex)
@@ -106,33 +105,61 @@ def continual_learning(records: dict[str, dict], examples: Sequence[dict], items
         shared = None
         for cond in conditions:
             if r == 1 and shared is not None:  # round 1: nothing to replay, the same for every condition
-                state[cond], run, info = shared[0], shared[1], {**shared[2], "condition": cond}
+                adapters[cond], run, info = shared[0], shared[1], {**shared[2], "condition": cond}
             else:
                 replay = replay_sample(earlier, replay_fraction, seed + r) if cond == "replay" else []
                 info = {"condition": cond, "round": r, "new": len(new), "replayed": len(replay)}
-                state[cond] = _train_round(records, new + replay, state[cond], tok, info,
-                                           out_dir / cond.replace(" ", "_") / f"round{r}", train_params)
+                adapters[cond] = _train_round(records, new + replay, base_model, adapters[cond], info,
+                                              out_dir / cond.replace(" ", "_") / f"round{r}", train_params)
                 seen = {t for ts in batches[:r] for t in ts}
                 todo = [it for it in items if eval_scope == "all" or it.tool in seen]
-                run = _evaluate_round(student, state[cond][1], todo, records, name=f"{cond} r{r}",
+                run = _evaluate_round(student, adapters[cond], todo, records, name=f"{cond} r{r}",
                                       max_steps=max_steps_eval, max_tokens=eval_max_tokens, progress=progress)
-                shared = shared or (state[cond], run, info)
+                shared = shared or (adapters[cond], run, info)
             result.trainings.append(info)
             result.runs[(cond, r)] = run
             result.rows += _batch_rows(run, batches, cond, r)
     return result
 
 
-def _train_round(records, train: list[dict], state: tuple, tok, info: dict, out_dir: Path, train_params: dict):
-    """(merged model, adapters) after fine-tuning ``state``'s model on ``train`` (unchanged when empty)."""
-    model, adapters = state
+def _round_start(base_model: str, adapters: Sequence):
+    """(model, tokenizer): ``base_model`` freshly loaded with ``adapters`` merged in, in order: the
+    model a round continues from. Loading again per round costs seconds (a 7B: under a minute
+    from the page cache) and keeps one model in memory instead of one per condition."""
+    from ..llm import hf
+
+    model, tok = hf.load_model_and_tokenizer(base_model)
+    for adapter in adapters:
+        model = hf.peft_model(model, adapter).merge_and_unload()   # adapter_dir: a str path
+    return model, tok
+
+
+def _train_round(records, train: list[dict], base_model: str, adapters: list, info: dict, out_dir: Path,
+                 train_params: dict) -> list:
+    """The condition's adapters after fine-tuning its model on ``train`` (unchanged when empty)."""
     if not train:
         info["skipped"] = "no examples for this batch"
-        return state
-    res = finetune(records, train, out_dir=out_dir, model=copy.deepcopy(model), tokenizer=tok, keep_model=True,
-                   **train_params)
+        return adapters
+    model, tok = _round_start(base_model, adapters)
+    res = finetune(records, train, out_dir=out_dir, model=model, tokenizer=tok, keep_model=False, **train_params)
     info.update(steps=res.global_step, final_loss=res.final_loss, train_seconds=round(res.train_seconds, 1))
-    return res.model.merge_and_unload(), [*adapters, res.adapter_dir]
+    del model
+    _release_memory()
+    return [*adapters, res.adapter_dir]
+
+
+def _release_memory() -> None:
+    """Free the finished round's model now, not at some later collection: on a GPU the next
+    round's load would otherwise find the old weights still allocated."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _evaluate_round(student, adapters: list, items, records, *, name: str, max_steps: int, max_tokens: int | None,

@@ -13,16 +13,18 @@ One idea per submodule; every name below is re-exported here (``training.train_l
   use the stock loss and the stock length-grouped sampler.
 * :mod:`.trainer` — the HF ``Trainer`` subclass that uses them, and the per-step clock
   (imports ``transformers``, so it loads only when a run trains).
-* :mod:`.weights` — :func:`plain_weights` makes a GGUF-loaded base trainable; base loading.
+* :mod:`.weights` — :func:`plain_weights` makes a GGUF-loaded base trainable; :func:`weights_dtype`;
+  base loading.
 * :mod:`.config` — :class:`TrainConfig`, :class:`TrainResult`, the run directory's file names.
 * :mod:`.train` — :func:`train_lora`: build the data, build the arguments, train, summarise;
   the adapter is saved in the standard peft format next to the tokenizer and a training log.
 * :mod:`.run` — :func:`run_training`, the profile run (corpus in; adapter, log and stage
-  manifest out), and :func:`plot_loss_curves` for the notebook.
+  manifest out; a finished run reused, a command-line run never overwritten from in-process:
+  :class:`FinishedRunDiffersError`), and :func:`plot_loss_curves` for the notebook.
 * :mod:`.__main__` — the command line (the same code under ``accelerate launch`` on a GPU box)::
 
     python -m toolalpaca_utils.training --profile cpu [--corpus DIR] [--out DIR] [--epochs 2 ...]
-    accelerate launch -m toolalpaca_utils.training --profile gpu
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m toolalpaca_utils.training --profile gpu
 """
 from __future__ import annotations
 
@@ -31,20 +33,22 @@ from .config import (
 )
 from .fastloss import ToolGroupedSampler, assistant_loss, supports_assistant_loss
 from .run import (
-    NOTEBOOK, STAGE, _finished_run, plot_loss_curves, profile_parameters, run_training, train_config_kwargs,
+    COMMAND_LINE, IN_PROCESS, NOTEBOOK, STAGE, FinishedRunDiffersError, _finished_run, plot_loss_curves,
+    profile_parameters, run_training, settings_diff, train_config_kwargs,
 )
 from .sequences import (
     IGNORE_INDEX, BuildReport, DynamicPaddingCollator, EmptyCorpusError, TemplateMismatchError,
     assistant_char_spans, build_example, build_examples, instance_messages, mask_preview, to_dataset,
 )
 from .train import peak_rss_gb, split_heldout, train_lora
-from .weights import plain_weights
+from .weights import plain_weights, weights_dtype
 
 __all__ = [
-    "ADAPTER_DIRNAME", "DEFAULT_TARGET_MODULES", "IGNORE_INDEX", "LOG_FILENAME", "NOTEBOOK", "STAGE",
-    "BuildReport", "DynamicPaddingCollator", "EmptyCorpusError", "TemplateMismatchError", "ToolGroupedSampler",
-    "TrainConfig", "TrainResult", "assistant_char_spans", "assistant_loss", "build_example", "build_examples",
-    "instance_messages", "load_training_log", "mask_preview", "peak_rss_gb", "plain_weights", "plot_loss_curves",
-    "profile_parameters", "run_training", "split_heldout", "supports_assistant_loss", "to_dataset",
-    "train_config_kwargs", "train_lora",
+    "ADAPTER_DIRNAME", "COMMAND_LINE", "DEFAULT_TARGET_MODULES", "IGNORE_INDEX", "IN_PROCESS",
+    "LOG_FILENAME", "NOTEBOOK", "STAGE", "BuildReport", "DynamicPaddingCollator", "EmptyCorpusError",
+    "FinishedRunDiffersError", "TemplateMismatchError", "ToolGroupedSampler", "TrainConfig", "TrainResult",
+    "assistant_char_spans", "assistant_loss", "build_example", "build_examples", "instance_messages",
+    "load_training_log", "mask_preview", "peak_rss_gb", "plain_weights", "plot_loss_curves",
+    "profile_parameters", "run_training", "settings_diff", "split_heldout", "supports_assistant_loss",
+    "to_dataset", "train_config_kwargs", "train_lora", "weights_dtype",
 ]

@@ -5,7 +5,7 @@ the profile's values as defaults) plus where to write; the same code runs under
 ``accelerate launch`` on a GPU box::
 
     python -m toolalpaca_utils.training --profile cpu [--corpus_dir DIR] [--out DIR] [--epochs 2 ...]
-    accelerate launch -m toolalpaca_utils.training --profile gpu
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m toolalpaca_utils.training --profile gpu
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from ..params import parse_stage_args
-from .run import NOTEBOOK, _is_main_process, run_training, train_config_kwargs
+from .run import COMMAND_LINE, NOTEBOOK, _is_main_process, run_training, train_config_kwargs
 
 
 @dataclass
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hyper = train_config_kwargs(dataclasses.asdict(params))
     unseen_eval = hyper.pop("unseen_eval")
     result = run_training(params.profile, corpus=params.corpus_dir or None, out=run.out, unseen_eval=unseen_eval,
-                          resume=not run.no_resume, progress=True, **hyper)
+                          resume=not run.no_resume, progress=True, launcher=COMMAND_LINE, **hyper)
     if _is_main_process():
         print(json.dumps({
             "adapter": result.adapter_dir, "examples": result.n_examples, "steps": result.global_step,

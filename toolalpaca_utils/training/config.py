@@ -47,6 +47,7 @@ class TrainConfig:
     label_positions_only: bool = True             # LM head only on loss-bearing positions
     share_prefix: bool = True                     # batch a tool's conversations, its docs computed once
     bf16: bool | None = None                      # None: on a bf16 GPU, or a CPU with bf16 units
+    attn_implementation: str = ""                 # "" = transformers' default; e.g. "flash_attention_2"
 
     def to_dict(self) -> dict:
         d = asdict(self)

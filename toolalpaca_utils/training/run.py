@@ -6,18 +6,27 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..corpus import load_split, load_tools
-from ..runs import same_settings
+from ..runs import plain, replace_text
 from .config import ADAPTER_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
 from .sequences import EmptyCorpusError
 from .train import split_heldout, train_lora
 
 STAGE = "training"
 NOTEBOOK = "03_training"
+LAUNCH_FILENAME = "launch.json"
+IN_PROCESS, COMMAND_LINE = "in-process", "command line"   # who trained a run (launch.json "by")
+IGNORED_SETTINGS = ("num_threads",)                      # does not change what is trained
+
+
+class FinishedRunDiffersError(ValueError):
+    """The run folder holds a finished command-line run (e.g. ``accelerate launch``) whose
+    settings differ from the caller's: reusing it would be wrong, overwriting it a silent loss."""
 
 
 def train_config_kwargs(params: dict) -> dict:
@@ -39,12 +48,17 @@ def profile_parameters(profile: str) -> dict:
 
 def run_training(profile: str, *, corpus: str | Path | None = None, out: str | Path | None = None,
                  unseen_eval: bool | None = None, resume: bool = True, progress: bool = False,
-                 **overrides: Any) -> TrainResult:
+                 launcher: str = IN_PROCESS, **overrides: Any) -> TrainResult:
     """Train on the simulation corpus of ``profile`` (or ``corpus``) with the hyper-parameters
     given (:class:`TrainConfig` fields; the caller passes the profile's, see
     :func:`profile_parameters`; the rest are TrainConfig's defaults), write the adapter, log and manifest to
     ``runs/<profile>/training/`` (or ``out``). ``unseen_eval`` also reports the loss on the
-    corpus's eval split (tools never seen in training) at each evaluation."""
+    corpus's eval split (tools never seen in training) at each evaluation.
+
+    With ``resume``, a finished run in the folder is reused when its settings are these; one with
+    other settings is trained over from the start, except that a run made from the command line
+    (``launcher``, :data:`COMMAND_LINE`, e.g. ``accelerate launch`` on several GPUs) is never
+    overwritten by an in-process call: :class:`FinishedRunDiffersError` names the keys."""
     from ..runs import require_stage, stage_dir, write_manifest
 
     timings: dict[str, float] = {}
@@ -67,10 +81,12 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
         eval_sets = {"heldout": held, "unseen": load_split(corpus_dir, "eval")}
     default_out = stage_dir(profile, STAGE)
     out_dir = Path(out) if out is not None else default_out
-    finished = _finished_run(out_dir, cfg) if resume else None
-    if finished is not None:  # e.g. trained on several GPUs with `accelerate launch`, now read by the notebook
-        return finished
+    if resume:
+        finished, resume = _reuse_finished_run(out_dir, cfg, launcher)
+        if finished is not None:  # e.g. trained on several GPUs with `accelerate launch`, now read by the notebook
+            return finished
     result = train_lora(records, train, eval_sets, out_dir=out_dir, config=cfg, resume=resume, progress=progress)
+    launch = _record_launch(out_dir, launcher)
     timings["train_seconds"] = result.train_seconds
     timings["wall_seconds"] = result.wall_seconds
     if out_dir.resolve() == default_out.resolve() and _is_main_process():
@@ -89,23 +105,87 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
             extra={"results": {"final_loss": result.final_loss, "eval_loss": result.eval_loss,
                                "tokens_per_s": result.tokens_per_s, "peak_rss_gb": result.peak_rss_gb,
                                "device": result.device, "resumed_from": result.resumed_from},
-                   "data": result.data, "log": LOG_FILENAME, "adapter": ADAPTER_DIRNAME},
+                   "data": result.data, "log": LOG_FILENAME, "adapter": ADAPTER_DIRNAME, "launch": launch},
         )
     return result
+
+
+def _reuse_finished_run(out_dir: Path, cfg: TrainConfig, launcher: str) -> tuple[TrainResult | None, bool]:
+    """(the finished run to reuse or None, whether training may resume from checkpoints).
+
+    A finished run with other settings is never resumed (its checkpoints were made under those
+    settings); one made from the command line, seen from in-process (the notebook after an
+    ``accelerate launch`` with flags the profile lacks), stops with the differing keys: training
+    here would silently retrain on one device and overwrite the adapter."""
+    finished = _finished_run(out_dir, cfg)
+    if finished is not None:
+        return finished, True
+    log = _finished_log(out_dir)
+    if log is None:
+        return None, True
+    diff = settings_diff(log.get("config") or {}, cfg)
+    made_by = _read_launch(out_dir)
+    if made_by.get("by") == COMMAND_LINE and launcher != COMMAND_LINE:
+        raise FinishedRunDiffersError(_differs_message(out_dir, diff, made_by))
+    print(f"[training] {out_dir} holds a finished run with other settings ({', '.join(diff)}): "
+          "training again from the start, its adapter will be replaced", flush=True)
+    return None, False
+
+
+def settings_diff(recorded: dict, cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """{key: (recorded value, ``cfg``'s value)} for every training setting that differs (thread
+    count aside; a key the record predates counts as its TrainConfig default)."""
+    was = plain({**TrainConfig().to_dict(), **recorded})
+    now = plain(cfg.to_dict())
+    return {k: (was.get(k), now[k]) for k in sorted(now) if k not in IGNORED_SETTINGS and was.get(k) != now[k]}
+
+
+def _differs_message(out_dir: Path, diff: dict, made_by: dict) -> str:
+    keys = "; ".join(f"{k}: {was!r} there, {now!r} here" for k, (was, now) in diff.items())
+    how = made_by.get("command") or "the command line"
+    return (f"{out_dir} holds an adapter trained from the command line ({how}; {made_by.get('world_size', 1)} "
+            f"process(es)) with other settings than these: {keys}. Training here would overwrite it on one "
+            "device, so nothing was trained. To use that adapter, give the profile's 03_training section the "
+            "values it was trained with (then launch with --profile alone, no hyper-parameter flags); to "
+            f"replace it, delete {out_dir} or call run_training(..., resume=False).")
+
+
+def _record_launch(out_dir: Path, launcher: str) -> dict:
+    """Write ``launch.json`` (who trained the run in ``out_dir``, on how many processes): what
+    :func:`_reuse_finished_run` reads to tell a command-line run from an in-process one."""
+    launch = {"by": launcher, "world_size": int(os.environ.get("WORLD_SIZE", "1"))}
+    if launcher == COMMAND_LINE:
+        launch["command"] = " ".join(["python -m toolalpaca_utils.training", *sys.argv[1:]])
+    if _is_main_process():
+        replace_text(out_dir / LAUNCH_FILENAME, json.dumps(launch, indent=1))
+    return launch
+
+
+def _read_launch(out_dir: Path) -> dict:
+    """The launch record of a run ({} for runs written before it existed)."""
+    try:
+        return json.loads((out_dir / LAUNCH_FILENAME).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _finished_log(out_dir: Path) -> dict | None:
+    """The training log of a finished run in ``out_dir`` (log and adapter written), or None."""
+    log_path = out_dir / LOG_FILENAME
+    if not (log_path.is_file() and (out_dir / ADAPTER_DIRNAME / "adapter_config.json").is_file()):
+        return None
+    try:
+        return json.loads(log_path.read_text())
+    except json.JSONDecodeError:
+        return None
 
 
 def _finished_run(out_dir: Path, cfg: TrainConfig) -> TrainResult | None:
     """The result of a finished run in ``out_dir`` with the same hyper-parameters (thread count
     aside), or None. A finished run is reused rather than resumed: resuming one that ran on a
     different number of GPUs would count epochs differently and train again."""
-    log_path = out_dir / LOG_FILENAME
-    if not (log_path.is_file() and (out_dir / ADAPTER_DIRNAME / "adapter_config.json").is_file()):
-        return None
-    try:
-        log = json.loads(log_path.read_text())
-    except json.JSONDecodeError:
-        return None
-    if not same_settings(log.get("config") or {}, cfg.to_dict(), ignore=("num_threads",)):
+    log = _finished_log(out_dir)
+    if log is None or settings_diff(log.get("config") or {}, cfg):
         return None
     known = {f.name for f in fields(TrainResult)} - {"model"}
     return TrainResult(**{**{k: v for k, v in log.items() if k in known}, "stats_from_previous_run": True})

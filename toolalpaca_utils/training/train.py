@@ -94,7 +94,8 @@ def train_lora(
 
     set_seed(cfg.seed)
     if model is None or tokenizer is None:
-        model, tokenizer = _load_base(cfg.base_model, device)
+        model, tokenizer = _load_base(cfg.base_model, device, bf16=cfg.bf16,
+                                      attn_implementation=cfg.attn_implementation)
     model = plain_weights(model)
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
@@ -333,8 +334,13 @@ def _summarise(session: TrainSession, data: TrainingData, cfg: TrainConfig, toke
     adapter_dir = out_dir / ADAPTER_DIRNAME
     # drop accelerate's mixed-precision forward wrapper: the returned model computes as loaded
     trained = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-    if trainer.is_world_process_zero():
+    if trainer.is_fsdp_enabled:
+        # FSDP (configs/accelerate/fsdp.yaml): each process holds a shard; the Trainer gathers the
+        # full state on every process (a collective: all must call it) and the main one writes it
+        trainer.save_model(str(adapter_dir))
+    elif trainer.is_world_process_zero():
         trained.save_pretrained(str(adapter_dir))
+    if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(adapter_dir))
     figures = _figures(session, hist, out_dir, t_call)
     steps = hist["steps"]

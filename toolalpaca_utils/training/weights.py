@@ -1,6 +1,6 @@
 """The base model a run starts from: :func:`plain_weights` makes a GGUF-loaded model trainable
-(the Trainer refuses anything marked quantized), and ``_load_base`` loads the base on the CPU in
-the dtype the device trains in.
+(the Trainer refuses anything marked quantized), :func:`weights_dtype` is the dtype a device
+trains in, and ``_load_base`` loads the base on the CPU in it.
 """
 from __future__ import annotations
 
@@ -30,11 +30,24 @@ def plain_weights(model):
     return model
 
 
-def _load_base(base_model: str, device: str):
+def weights_dtype(device: str | None = None, bf16: bool | None = None) -> str:
+    """The dtype the base's weights are trained in on ``device`` (None: this machine's training
+    device, cuda when there is one): bfloat16 on a GPU (unless ``bf16`` is False), float32 on a
+    CPU (where bf16 only runs under autocast). A checkpoint that a run trains on (a merged
+    adapter, STE's ``train_base``) is written in this dtype: fp32 would double its size on disk
+    and be cast down again at load."""
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return "bfloat16" if str(device).startswith("cuda") and bf16 is not False else "float32"
+
+
+def _load_base(base_model: str, device: str, *, bf16: bool | None = None, attn_implementation: str = ""):
     import torch
 
     from ..llm.hf import load_model_and_tokenizer
 
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    dtype = getattr(torch, weights_dtype(device, bf16))
     # load on the CPU: the Trainer (and accelerate, under a multi-GPU launch) places it
-    return load_model_and_tokenizer(base_model, device="cpu", dtype=dtype)
+    return load_model_and_tokenizer(base_model, device="cpu", dtype=dtype, attn_implementation=attn_implementation)
