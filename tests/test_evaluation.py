@@ -192,3 +192,34 @@ def test_a_dying_student_endpoint_is_not_scored_as_the_model_failing(realtools_u
     again = evaluate(GoldenPlayer(items), items, records, name="g", out_path=out, progress=False, max_steps=4)
     assert again.summary()["n"] == len(items) and again.summary()["overall"] == 100.0
     assert len(read_jsonl(out)) == len(items)  # each row written once
+
+
+def test_evaluate_grid_runs_every_model_decoding_and_set_and_resumes(realtools_url, tmp_path, monkeypatch):
+    """The grid of notebook 04 (and of the corpus-levers benchmark): each model served once, one
+    run per decoding and set, each written to its own file and resumed from it."""
+    import contextlib
+
+    import toolalpaca_utils.llm as llm
+    from toolalpaca_utils.evaluation import evaluate_grid
+
+    items, records = items_from_real(realtools_url)
+    served = []
+
+    @contextlib.contextmanager
+    def fake_open_student(model, adapter, *, name, work_dir, **kwargs):
+        served.append((name, adapter, kwargs))
+        yield GoldenPlayer(items)
+
+    monkeypatch.setattr(llm, "open_student", fake_open_student)
+    sets = {"real": (items[:3], records), "again": (items[3:5], records)}
+    runs, judged = evaluate_grid("m", {"base": None, "fine-tuned": "adapter"}, sets, out_dir=tmp_path,
+                                 decodings=["free", "constrained"], progress=False, replicas=1)
+    assert [n for n, _, _ in served] == ["base", "fine-tuned"] and served[0][2] == {"replicas": 1}
+    assert [(s, r.name) for s, r in runs] == [
+        (s, f"{m} · {d}") for m in ("base", "fine-tuned") for d in ("free", "constrained") for s in ("real", "again")]
+    assert all(r.summary()["overall"] == 100.0 for _, r in runs) and judged == {}
+    assert (tmp_path / "fine-tuned-constrained-again.jsonl").is_file()
+    monkeypatch.setattr(GoldenPlayer, "chat", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-ran")))
+    again, _ = evaluate_grid("m", {"base": None, "fine-tuned": "adapter"}, sets, out_dir=tmp_path,
+                             decodings=["free", "constrained"], progress=False, replicas=1)
+    assert [r.summary() for _, r in again] == [r.summary() for _, r in runs]  # every row from disk

@@ -232,6 +232,35 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     return EvalRun(name, [done[it.id] for it in items if it.id in done])
 
 
+def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, tuple[list, dict]], *,
+                  out_dir: str | Path, teacher=None, decodings: Sequence[str] = ("free",), max_steps: int = 3,
+                  judge_items: int | None = None, seed: int = 0, progress: bool = True,
+                  **student: Any) -> tuple[list[tuple[str, EvalRun]], dict]:
+    """Every model × decoding × set: ``adapters`` maps a model name to its adapter (None: the
+    base model), ``sets`` a set name to (items, records). Each model is served once
+    (:func:`~toolalpaca_utils.llm.open_student`; ``student``: its endpoint, dialect, replicas) and
+    each run resumes from ``out_dir/<model>-<decoding>-<set>.jsonl``. With ``judge_items`` (0:
+    every row) the teacher also judges a tool-balanced sample of each run. Returns
+    ``[(set, run)]`` and ``{(set, run name): (judged rows, verdicts)}``."""
+    from .llm import open_student
+
+    runs, judged = [], {}
+    out_dir = Path(out_dir)
+    for model_name, adapter in adapters.items():
+        with open_student(student_model, adapter, name=model_name, work_dir=out_dir / "served", **student) as model:
+            for decoding in decodings:
+                label = f"{model_name} · {decoding}"
+                for set_name, (items, records) in sets.items():
+                    run = evaluate(model, items, records, name=label, teacher=teacher, mode=decoding,
+                                   max_steps=max_steps, out_path=out_dir / f"{model_name}-{decoding}-{set_name}.jsonl",
+                                   progress=progress)
+                    runs.append((set_name, run))
+                    if judge_items is not None and teacher is not None:
+                        sample = spread_over_tools(run.rows, judge_items)
+                        judged[(set_name, label)] = (sample, judge(teacher, sample, records, seed=seed))
+    return runs, judged
+
+
 def _run_item(model, item: EvalItem, records: dict, *, simulated, teacher, mode: str, max_steps: int,
               name: str) -> dict:
     """One item's episode to its end, as a result row; a tool that cannot be run is a crashed row."""
