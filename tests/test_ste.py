@@ -4,6 +4,8 @@ embedded model and the real tools service, exploration → distillation → ICL 
 fine-tune."""
 from __future__ import annotations
 
+from toolalpaca_utils.agents import missing_values
+
 import json
 from pathlib import Path
 
@@ -219,6 +221,26 @@ def test_explore_wires_both_memories_records_every_trial_and_resumes(record, tmp
     assert rows2[0]["reflection"] is None and all(q["kind"] != "reflect" for q in bare.requests)
     stats = ste.exploration_stats(rows)
     assert stats.loc["TOTAL", "trials"] == 4 and stats.loc["TOTAL", "solved by execution %"] == 100.0
+
+
+def test_typed_imagination_writes_the_request_by_code_and_the_trial_executes_it(record, tmp_path):
+    """imagination="typed" (the cpu default): no imagination call; the call's values are typed by
+    code, the request comes from the bank of frames and says every value; memories still shape
+    the trial; the rows are seeded (a second run in another folder writes the same requests)."""
+    model = ExplorerModel()
+    cfg = ste.ExploreConfig(episodes=2, trials=2, imagination="typed")
+    rows = ste.explore(model, [record], cfg, out_path=tmp_path / "a.jsonl", executor=fake_executor, progress=False)
+    assert all(q["kind"] not in ("imagine-call", "imagine", "phrase") for q in model.requests)
+    assert [r["query_source"] for r in rows] == ["bank"] * 4
+    for r in rows:
+        call = r["imagined_call"]
+        assert call["action"] == r["target_function"] and missing_values(r["query"], call["args"]) == []
+        assert r["query_frame"] and not ste.request_problems(r["query"], record)
+    steps = [q["messages"] for q in model.requests if q["kind"] == "step"]
+    assert steps[0][1] == {"role": "user", "content": rows[0]["query"]}
+    again = ste.explore(ExplorerModel(), [record], cfg, out_path=tmp_path / "b.jsonl", executor=fake_executor,
+                        progress=False)
+    assert [r["query"] for r in again] == [r["query"] for r in rows]
 
 
 # ------------------------------------------------------------------------------ distillation

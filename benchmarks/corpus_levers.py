@@ -1,0 +1,117 @@
+"""Corpus levers, one switched off at a time: what each does to the student, in one invocation.
+
+For every condition and seed it simulates a corpus from the cpu toolset (notebook 01's) with the
+embedded teacher, trains the student on it with notebook 03's cpu settings (``--steps`` caps the
+optimizer steps so every condition trains alike), and evaluates the fine-tuned student on
+
+* the hand-written real-tool set (a fixed, tool-balanced subset: the same items for every run),
+* the unseen simulated tools: the eval split of the all-levers corpus of the same seed. The tool
+  split depends only on the seed, so every condition holds out the same tools; their instances
+  are the all-levers ones for every condition (which favours the all-levers requests' style:
+  the real-tool set is the neutral yardstick).
+
+    python benchmarks/corpus_levers.py [--seeds 0 1] [--tools 0] [--per-tool 12] [--steps 120]
+                                       [--real 30] [--simulated 21] [--decoding constrained]
+
+Every stage resumes (corpus rows, the training run, evaluation rows) under ``--out``
+(default ``runs/levers``), so an interrupted benchmark continues where it stopped. Nothing here
+is tuned on: the table is printed, and written to ``benchmarks/results/corpus_levers.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from toolalpaca_utils.evaluation import evaluate_grid, items_from_corpus, items_from_real, spread_over_tools
+from toolalpaca_utils.llm import open_chat
+from toolalpaca_utils.realtools import serve_realtools
+from toolalpaca_utils.runs import require_stage
+from toolalpaca_utils.simulation import SimulationConfig, simulate
+from toolalpaca_utils.tools import load_toolset
+from toolalpaca_utils.training.run import profile_parameters, run_training
+
+HERE = Path(__file__).resolve().parent
+CONDITIONS = {  # name: the SimulationConfig fields that switch one lever off
+    "all levers": {},
+    "values by the teacher": {"values": "teacher"},
+    "one request template": {"request_fallback": "template"},
+    "responses by the teacher": {"executor": "llm"},
+    "answers unchecked": {"answers": "teacher"},
+}
+METRICS = ("well_formed", "api_match", "argument_match", "overall")
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS))
+    ap.add_argument("--tools", type=int, default=0, help="catalogue tools to simulate (0: all of the toolset)")
+    ap.add_argument("--per-tool", type=int, default=12, help="instances per tool")
+    ap.add_argument("--eval-tools", type=int, default=7, help="tools held out (unseen simulated set)")
+    ap.add_argument("--steps", type=int, default=120, help="optimizer steps per training run")
+    ap.add_argument("--real", type=int, default=30, help="real-tool items (tool-balanced subset)")
+    ap.add_argument("--simulated", type=int, default=21, help="unseen simulated items")
+    ap.add_argument("--decoding", nargs="+", default=["constrained"], choices=["free", "constrained"])
+    ap.add_argument("--out", type=Path, default=Path("runs/levers"))
+    return ap.parse_args()
+
+
+def corpus(teacher, tools: list[dict], args, condition: str, seed: int) -> Path:
+    out = args.out / f"seed{seed}" / condition.replace(" ", "-") / "corpus"
+    cfg = SimulationConfig(instructions_per_tool=args.per_tool, n_eval_tools=args.eval_tools, seed=seed,
+                           **CONDITIONS[condition])
+    simulate(teacher, tools, cfg, out_dir=out, progress=False)
+    return out
+
+
+def train(corpus_dir: Path, args, seed: int) -> Path:
+    params = {**profile_parameters("cpu"), "max_steps": args.steps, "seed": seed}
+    result = run_training("cpu", corpus=corpus_dir, out=corpus_dir.parent / "training", **params)
+    return Path(result.adapter_dir)
+
+
+def run_one(teacher, tools, real_set, args, condition: str, seed: int) -> list[dict]:
+    started = time.perf_counter()
+    corpus_dir = corpus(teacher, tools, args, condition, seed)
+    shared = corpus(teacher, tools, args, "all levers", seed)  # the same unseen simulated items for all
+    adapter = train(corpus_dir, args, seed)
+    sim_items, sim_records = items_from_corpus(shared)
+    sets = {"real": real_set, "simulated": (spread_over_tools(sim_items, args.simulated), sim_records)}
+    runs, _ = evaluate_grid("smollm2-135m-instruct", {"fine-tuned": adapter}, sets,
+                            out_dir=corpus_dir.parent / "evaluation", teacher=teacher, decodings=args.decoding,
+                            progress=False, replicas=2)
+    minutes = round((time.perf_counter() - started) / 60, 1)
+    return [{"condition": condition, "seed": seed, "set": set_name, "decoding": run.name.split(" · ")[1],
+             "minutes": minutes, **{m: run.summary()[m] for m in METRICS}} for set_name, run in runs]
+
+
+def main() -> None:
+    args = parse_args()
+    tools = [t for t in load_toolset(require_stage("cpu", "toolset")) if t.get("source") != "real"]
+    tools = tools[:args.tools] if args.tools else tools
+    rows = []
+    with serve_realtools() as url, open_chat("embedded", "smollm2-135m-instruct", replicas=2,
+                                              cache_dir=args.out / "llm-cache") as teacher:
+        items, records = items_from_real(url)
+        real_set = (spread_over_tools(items, args.real), records)
+        for seed in args.seeds:
+            for condition in args.conditions:
+                rows += run_one(teacher, tools, real_set, args, condition, seed)
+                print(json.dumps(rows[-1]), flush=True)
+    report(rows)
+
+
+def report(rows: list[dict]) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["set", "decoding", "condition"])[list(METRICS)].agg(["mean", "std"]).round(1)
+    print(table.to_string())
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "corpus_levers.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
