@@ -4,14 +4,13 @@ embedded model and the real tools service, exploration → distillation → ICL 
 fine-tune."""
 from __future__ import annotations
 
-from toolalpaca_utils.agents import missing_values
-
 import json
 from pathlib import Path
 
 import pytest
 
 from toolalpaca_utils import ste
+from toolalpaca_utils.agents import missing_values
 from toolalpaca_utils.corpus import load_tools, read_jsonl
 from toolalpaca_utils.llm import ChatResult
 from toolalpaca_utils.react import system_prompt
