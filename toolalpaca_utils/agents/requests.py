@@ -31,6 +31,7 @@ FRAMES = (
     ("looking-for", "I'm looking for {task}{details}. Can you help?"),
     ("want-to-know", "I want to know {task}{details}."),
 )
+BARE_FRAMES = ("context", "details-first")
 _LEADING_VERB = re.compile(r"^(returns?|gets?|retrieves?|fetch(es)?|lists?|provides?|gives?|finds?|shows?|"
                            r"checks?|searches|search(es)? for|generates?|calculates?|converts?|translates?)\s+", re.I)
 _KIND_PHRASES = {
@@ -47,17 +48,19 @@ def task_phrase(record: dict, function: str) -> str:
     summary = _LEADING_VERB.sub("", summary)
     for term in [record["Name"], *record["Function_Projection"]]:
         if len(term) > 3:
-            summary = re.sub(re.escape(term), "the service", summary, flags=re.IGNORECASE)
+            summary = re.sub(r"\b(?:(?:a|an|the)\s+)?" + re.escape(term), "the service", summary, flags=re.IGNORECASE)
     return (summary[:1].lower() + summary[1:]) if summary else "the information"
 
 
-def _clause(name: str, value: Value, rng: random.Random) -> str:
+def _clause(name: str, value: Value, rng: random.Random, bare: bool) -> str:
+    """One value as words: a kind's phrase ("in Germany") or one naming the parameter; ``bare``
+    (after "For" / "Please use") only the latter, as "the <parameter> <value>"."""
+    label = " ".join(words(name))
+    if bare or value.kind == "boolean":
+        return f"the {label} {value.said}"
     phrases = _KIND_PHRASES.get(value.kind)
     if phrases and rng.random() < 0.7:
         return rng.choice(phrases).format(v=value.said)
-    label = " ".join(words(name))
-    if value.kind == "boolean":
-        return f"{label} {value.said}"
     return rng.choice(("with {l} {v}", "where the {l} is {v}", "using {v} as the {l}", "{l} {v}")).format(
         l=label, v=value.said)
 
@@ -73,10 +76,10 @@ def _join(clauses: list[str]) -> str:
 def bank_request(record: dict, function: str, values: dict[str, Value], rng: random.Random) -> tuple[str, str]:
     """(request, frame id) for a call: a frame from :data:`FRAMES`, values in shuffled order."""
     frame_id, frame = rng.choice(FRAMES)
+    if not values and frame_id in BARE_FRAMES:  # "Please use." / "For:" need a value
+        frame_id, frame = FRAMES[0]
     names = list(values)
     rng.shuffle(names)
-    details = _join([_clause(n, values[n], rng) for n in names])
-    if not details and "{details}" in frame and frame_id in ("context", "details-first"):
-        frame_id, frame = FRAMES[0]
+    details = _join([_clause(n, values[n], rng, frame_id in BARE_FRAMES) for n in names])
     text = frame.format(task=task_phrase(record, function), details=details)
     return text[:1].upper() + text[1:], frame_id
