@@ -160,56 +160,64 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
     seen = set() if seen is None else seen
     executor = executor or _executor(client, record, cfg)
     seed = cfg.seed + (sum(map(ord, tool)) % 10_000) * 100
-    k = cfg.instructions_per_tool
-    ids = [f"{tool}:{cfg.strategy}:{cfg.mode}:{j}" for j in range(k)]
+    ids = [f"{tool}:{cfg.strategy}:{cfg.mode}:{j}" for j in range(cfg.instructions_per_tool)]
     if all(i in done for i in ids):
         return
-    if cfg.strategy == "instruction-first":
-        start, t0 = _tokens(client), time.perf_counter()
-        try:
-            texts = write_instructions(client, record, k, seed=seed)
-        except LLMError as exc:
-            for iid in ids:
-                if iid not in done:
-                    yield _instance(tool, iid, "", cfg, None, f"user agent failed: {exc}", split, 0, 0.0)
-            return
-        share = (_tokens(client) - start) // max(1, k)  # instruction tokens, split over the k instances
-        kept, _ = dedupe(texts, cfg.dedupe_threshold)
-        for iid in ids[len(texts):]:  # the user agent wrote fewer requests than asked: say so, never drop
+    strategy = _instruction_first if cfg.strategy == "instruction-first" else _call_first
+    yield from strategy(client, record, cfg, ids=ids, split=split, done=done, executor=executor, seed=seed, seen=seen)
+
+
+def _response_source(record: dict, cfg: SimulationConfig) -> str:
+    return "real" if record.get("source") == "real" else cfg.executor
+
+
+def _instruction_first(client, record: dict, cfg: SimulationConfig, *, ids: list[str], split: str, done: set[str],
+                       executor, seed: int, seen: set[str]) -> Iterator[dict]:
+    """The paper's strategy: the user agent writes k requests in one call; each is solved."""
+    tool, k = record["Name"], cfg.instructions_per_tool
+    start, t0 = _tokens(client), time.perf_counter()
+    try:
+        texts = write_instructions(client, record, k, seed=seed)
+    except LLMError as exc:
+        for iid in ids:
             if iid not in done:
-                yield _instance(tool, iid, "", cfg, None, f"user agent wrote {len(texts)} of {k} instructions",
-                                split, 0, 0.0)
-        for iid, text in zip(ids, texts):
-            if iid in done:
-                continue
-            problems = instruction_problems(text, record) + ([] if text in kept else ["near-duplicate instruction"])
-            if problems:
-                yield _instance(tool, iid, text, cfg, None, "instruction " + ", ".join(problems), split, share, 0.0)
-                continue
-            kept.remove(text)
-            t1, before = time.perf_counter(), _tokens(client)
-            traj = run_assistant(client, record, text, executor, seed=seed + 17, **cfg.episode_options())
-            extra = {"request_source": "teacher", "response_source": "real" if record.get("source") == "real"
-                     else cfg.executor, **_ground_answer(traj, cfg, random.Random(f"{iid}"))}
-            yield _instance(tool, iid, text, cfg, traj, rejection_reason(traj, cfg), split,
-                            share + _tokens(client) - before, time.perf_counter() - t1 + (t1 - t0) / k, extra)
+                yield _instance(tool, iid, "", cfg, None, f"user agent failed: {exc}", split, 0, 0.0)
         return
-    rng = random.Random(seed)
+    share = (_tokens(client) - start) // max(1, k)  # instruction tokens, split over the k instances
+    kept, _ = dedupe(texts, cfg.dedupe_threshold)
+    kept = [t for t in kept if normalise(t) not in seen]  # another tool's request, word for word
+    for iid in ids[len(texts):]:  # the user agent wrote fewer requests than asked: say so, never drop
+        if iid not in done:
+            yield _instance(tool, iid, "", cfg, None, f"user agent wrote {len(texts)} of {k} instructions",
+                            split, 0, 0.0)
+    for iid, text in zip(ids, texts):
+        if iid in done:
+            continue
+        problems = instruction_problems(text, record) + ([] if text in kept else ["near-duplicate instruction"])
+        if problems:
+            yield _instance(tool, iid, text, cfg, None, "instruction " + ", ".join(problems), split, share, 0.0)
+            continue
+        kept.remove(text)
+        seen.add(normalise(text))
+        t1, before = time.perf_counter(), _tokens(client)
+        traj = run_assistant(client, record, text, executor, seed=seed + 17, **cfg.episode_options())
+        extra = {"request_source": "teacher", "response_source": _response_source(record, cfg),
+                 **_ground_answer(traj, cfg, random.Random(iid))}
+        yield _instance(tool, iid, text, cfg, traj, rejection_reason(traj, cfg), split,
+                        share + _tokens(client) - before, time.perf_counter() - t1 + (t1 - t0) / k, extra)
+
+
+def _call_first(client, record: dict, cfg: SimulationConfig, *, ids: list[str], split: str, done: set[str],
+                executor, seed: int, seen: set[str]) -> Iterator[dict]:
+    """Call-first: the call (by code or teacher), then its request, then the episode from it."""
+    tool, rng = record["Name"], random.Random(seed)
     for j, iid in enumerate(ids):
         call_rng = random.Random(rng.random())  # one draw per slot: resuming skips slots, not draws
         if iid in done:
             continue
         t1, before = time.perf_counter(), _tokens(client)
         try:
-            for attempt in range(3):  # a request seen before (in any split) is drawn again: no duplicates
-                name, values = _call_values(client, record, cfg, call_rng, seed + j + 1000 * attempt)
-                text, extra = _request_for(client, record, cfg, name, values, call_rng, seed + j + 1000 * attempt)
-                if normalise(text) not in seen:
-                    break
-            else:
-                extra["problems"] = ["duplicates an earlier request"]
-            seen.add(normalise(text))
-            extra["response_source"] = "real" if record.get("source") == "real" else cfg.executor
+            name, values, text, extra = _fresh_request(client, record, cfg, call_rng, seed + j, seen)
         except (LLMError, ValueError) as exc:
             yield _instance(tool, iid, "", cfg, None, f"user agent failed: {exc}", split,
                             _tokens(client) - before, time.perf_counter() - t1)
@@ -218,12 +226,29 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
             yield _instance(tool, iid, text, cfg, None, "instruction " + ", ".join(extra.pop("problems")), split,
                             _tokens(client) - before, time.perf_counter() - t1, extra)
             continue
+        extra.pop("problems", None)
         args = {k: v.value for k, v in values.items()}
         traj = run_assistant(client, record, text, executor, seed=seed + j, forced_first=(name, args),
                              **cfg.episode_options())
         extra.update(_ground_answer(traj, cfg, call_rng))
         yield _instance(tool, iid, text, cfg, traj, rejection_reason(traj, cfg), split, _tokens(client) - before,
                         time.perf_counter() - t1, extra)
+
+
+def _fresh_request(client, record: dict, cfg: SimulationConfig, rng: random.Random, seed: int,
+                   seen: set[str]) -> tuple[str, dict, str, dict]:
+    """(function, values, request, provenance) whose request is in no split yet: a request seen
+    before is drawn again, twice at most, then recorded as a duplicate."""
+    for attempt in range(3):
+        name, values = _call_values(client, record, cfg, rng, seed + 1000 * attempt)
+        text, extra = _request_for(client, record, cfg, name, values, rng, seed + 1000 * attempt)
+        if normalise(text) not in seen:
+            break
+    else:
+        extra["problems"] = ["duplicates an earlier request"]
+    seen.add(normalise(text))
+    extra["response_source"] = _response_source(record, cfg)
+    return name, values, text, extra
 
 
 def _executor(client, record: dict, cfg: SimulationConfig):
