@@ -17,6 +17,12 @@ One idea per submodule; every name below is re-exported here (``training.train_l
 * :mod:`.config` — :class:`TrainConfig`, :class:`TrainResult`, the run directory's file names.
 * :mod:`.train` — :func:`train_lora`: build the data, build the arguments, train, summarise;
   the adapter is saved in the standard peft format next to the tokenizer and a training log.
+* :mod:`.chat_template` — :data:`TRAINING_CHAT_TEMPLATE`: ChatML with a tools block, tool calls
+  and ``{% generation %}`` markers (SmolLM2's stock template has neither); without tools it
+  renders the ReAct chat exactly as the stock template does.
+* :mod:`.reference` — the reference trainer: TRL's ``SFTTrainer`` with padding-free batches and
+  an assistant-only loss (:func:`sft_train`), on :func:`react_conversations` or on the exported
+  messages + tools dataset; the throughput benchmark's baseline.
 * :mod:`.run` — :func:`run_training`, the profile run (corpus in; adapter, log and stage
   manifest out), and :func:`plot_loss_curves` for the notebook.
 * :mod:`.__main__` — the command line (the same code under ``accelerate launch`` on a GPU box)::
@@ -26,10 +32,12 @@ One idea per submodule; every name below is re-exported here (``training.train_l
 """
 from __future__ import annotations
 
+from .chat_template import TRAINING_CHAT_TEMPLATE, with_training_template
 from .config import (
     ADAPTER_DIRNAME, DEFAULT_TARGET_MODULES, LOG_FILENAME, TrainConfig, TrainResult, load_training_log,
 )
 from .fastloss import ToolGroupedSampler, assistant_loss, supports_assistant_loss
+from .reference import ReferenceResult, react_conversations, sft_train
 from .run import (
     NOTEBOOK, STAGE, _finished_run, plot_loss_curves, profile_parameters, run_training, train_config_kwargs,
 )
@@ -42,6 +50,7 @@ from .weights import plain_weights
 
 __all__ = [
     "ADAPTER_DIRNAME", "DEFAULT_TARGET_MODULES", "IGNORE_INDEX", "LOG_FILENAME", "NOTEBOOK", "STAGE",
+    "TRAINING_CHAT_TEMPLATE", "ReferenceResult", "react_conversations", "sft_train", "with_training_template",
     "BuildReport", "DynamicPaddingCollator", "EmptyCorpusError", "TemplateMismatchError", "ToolGroupedSampler",
     "TrainConfig", "TrainResult", "assistant_char_spans", "assistant_loss", "build_example", "build_examples",
     "instance_messages", "load_training_log", "mask_preview", "peak_rss_gb", "plain_weights", "plot_loss_curves",
