@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..llm.hf import bf16_available
+from ..runs import cpu_seconds
 from .chat_template import with_training_template
 from .config import ADAPTER_DIRNAME, TrainConfig
 from .sequences import instance_messages
@@ -40,8 +42,10 @@ class ReferenceResult:
     global_step: int
     losses: list[float]           # each logged step's training loss
     final_loss: float | None      # mean of the last three logged losses, as TrainResult.final_loss
+    train_loss: float | None      # mean training loss over the run (the Trainer's figure)
     tokens: int                   # tokens trained on (padding-free: every token is a real one)
     train_seconds: float
+    cpu_seconds: float            # CPU time of the training loop (all threads), as TrainResult's
     trainer: Any = field(default=None, repr=False)
 
     @property
@@ -49,7 +53,7 @@ class ReferenceResult:
         return round(self.tokens / self.train_seconds, 2) if self.train_seconds else 0.0
 
 
-def sft_config(cfg: TrainConfig, out_dir: Path, *, use_cpu: bool):
+def sft_config(cfg: TrainConfig, out_dir: Path, *, use_cpu: bool, use_bf16: bool):
     """``SFTConfig`` for ``cfg``: padding-free, assistant-only loss, no truncation (padding-free
     without packing cannot enforce ``max_length``: the caller passes sequences that fit)."""
     from trl import SFTConfig
@@ -60,7 +64,7 @@ def sft_config(cfg: TrainConfig, out_dir: Path, *, use_cpu: bool):
         max_steps=cfg.max_steps if cfg.max_steps and cfg.max_steps > 0 else -1, warmup_steps=cfg.warmup,
         lr_scheduler_type=cfg.lr_scheduler, weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
         logging_steps=cfg.logging_steps, logging_first_step=True, save_strategy="no", report_to="none",
-        disable_tqdm=True, use_cpu=use_cpu, bf16=bool(cfg.bf16), dataloader_num_workers=0,
+        disable_tqdm=True, use_cpu=use_cpu, bf16=use_bf16, dataloader_num_workers=0,
         padding_free=True, assistant_only_loss=True, max_length=None, packing=False,
         gradient_checkpointing=cfg.gradient_checkpointing,
     )
@@ -82,10 +86,14 @@ def sft_train(dataset, *, model, tokenizer, out_dir: str | Path, config: TrainCo
         torch.set_num_threads(int(config.num_threads))
     tokenizer = with_training_template(copy.deepcopy(tokenizer))
     tokenizer.padding_side = "right"
-    args = sft_config(config, out_dir, use_cpu=not torch.cuda.is_available())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    use_bf16 = bf16_available(device) if config.bf16 is None else bool(config.bf16)  # as train_lora decides
+    args = sft_config(config, out_dir, use_cpu=device == "cpu", use_bf16=use_bf16)
     trainer = SFTTrainer(model=_with_lora(model, config), args=args, train_dataset=dataset,
                          processing_class=tokenizer)
+    cpu0 = cpu_seconds(children=False)
     output = trainer.train()
+    cpu_train = cpu_seconds(children=False) - cpu0
     adapter_dir = out_dir / ADAPTER_DIRNAME
     trainer.model.save_pretrained(str(adapter_dir))
     tokenizer.save_pretrained(str(adapter_dir))
@@ -95,4 +103,5 @@ def sft_train(dataset, *, model, tokenizer, out_dir: str | Path, config: TrainCo
     return ReferenceResult(
         adapter_dir=str(adapter_dir), global_step=int(trainer.state.global_step), losses=losses,
         final_loss=(sum(losses[-3:]) / len(losses[-3:])) if losses else None,
-        tokens=tokens, train_seconds=float(output.metrics.get("train_runtime", 0.0)), trainer=trainer)
+        train_loss=output.training_loss if losses else None, tokens=tokens,
+        train_seconds=float(output.metrics.get("train_runtime", 0.0)), cpu_seconds=cpu_train, trainer=trainer)
