@@ -23,8 +23,9 @@ One idea per submodule; every name below is re-exported here (``training.train_l
 * :mod:`.reference` — the reference trainer: TRL's ``SFTTrainer`` with padding-free batches and
   an assistant-only loss (:func:`sft_train`), on :func:`react_conversations` or on the exported
   messages + tools dataset; the throughput benchmark's baseline.
-* :mod:`.run` — :func:`run_training`, the profile run (corpus in; adapter, log and stage
-  manifest out), and :func:`plot_loss_curves` for the notebook.
+* :mod:`.run` — :func:`run_training`, the profile run (corpus, or ``train_data`` in any format
+  of :mod:`toolalpaca_utils.formats`, in; adapter, log and stage manifest out), and
+  :func:`plot_loss_curves` for the notebook.
 * :mod:`.__main__` — the command line (the same code under ``accelerate launch`` on a GPU box)::
 
     python -m toolalpaca_utils.training --profile cpu [--corpus DIR] [--out DIR] [--epochs 2 ...]
@@ -40,6 +41,7 @@ from .fastloss import ToolGroupedSampler, assistant_loss, supports_assistant_los
 from .reference import ReferenceResult, react_conversations, sft_train
 from .run import (
     NOTEBOOK, STAGE, _finished_run, plot_loss_curves, profile_parameters, run_training, train_config_kwargs,
+    training_data,
 )
 from .sequences import (
     IGNORE_INDEX, BuildReport, DynamicPaddingCollator, EmptyCorpusError, TemplateMismatchError,
@@ -55,5 +57,5 @@ __all__ = [
     "TrainConfig", "TrainResult", "assistant_char_spans", "assistant_loss", "build_example", "build_examples",
     "instance_messages", "load_training_log", "mask_preview", "peak_rss_gb", "plain_weights", "plot_loss_curves",
     "profile_parameters", "run_training", "split_heldout", "supports_assistant_loss", "to_dataset",
-    "train_config_kwargs", "train_lora",
+    "train_config_kwargs", "train_lora", "training_data",
 ]

@@ -47,6 +47,8 @@ class TrainConfig:
     label_positions_only: bool = True             # LM head only on loss-bearing positions
     share_prefix: bool = True                     # batch a tool's conversations, its docs computed once
     bf16: bool | None = None                      # None: on a bf16 GPU, or a CPU with bf16 units
+    train_data: str = ""                          # not used by train_lora: what run_training read ("" = the
+                                                  # corpus), kept in the log so a run on other data is not reused
 
     def to_dict(self) -> dict:
         d = asdict(self)
