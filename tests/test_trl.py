@@ -118,3 +118,10 @@ def test_sft_trainer_trains_on_the_exported_messages_dataset(tmp_path):
         for m in row["messages"]:
             if m["role"] in ("system", "user", "tool") and m["content"]:
                 assert all(m["content"] not in run for run in runs), m["role"]
+    # the project's trainer in the "chat" prompt format builds the very same sequences and labels
+    records = load_tools(FIXTURE)
+    by_id = {i["id"]: i for i in load_split(FIXTURE, "train")}
+    for row in trained:
+        inst = by_id[row["id"]]
+        ours = build_example(tok, records[inst["tool"]], inst, max_length=4096, prompt_format="chat")
+        assert (ours["input_ids"], ours["labels"]) == (list(row["input_ids"]), list(row["labels"])), row["id"]
