@@ -128,7 +128,9 @@ def _finished_run(out_dir: Path, cfg: TrainConfig) -> TrainResult | None:
         log = json.loads(log_path.read_text())
     except json.JSONDecodeError:
         return None
-    if not same_settings(log.get("config") or {}, cfg.to_dict(), ignore=("num_threads",)):
+    # a log written before `train_data` and `prompt_format` existed trained on the corpus, in ReAct
+    older = {"train_data": "", "prompt_format": "react"}
+    if not same_settings(log.get("config") or {}, cfg.to_dict(), defaults=older, ignore=("num_threads",)):
         return None
     known = {f.name for f in fields(TrainResult)} - {"model"}
     return TrainResult(**{**{k: v for k, v in log.items() if k in known}, "stats_from_previous_run": True})
