@@ -233,6 +233,11 @@ def test_a_finished_run_with_the_same_parameters_is_reused(tmp_path):
     assert reused.stats_from_previous_run and reused.tokens == 4000 and reused.device == "cuda bf16"
     assert _finished_run(out, TrainConfig(**{**params, "num_threads": 2})) is not None   # threads aside
     assert _finished_run(out, TrainConfig(**{**params, "learning_rate": 1.0})) is None   # would train anew
+    assert _finished_run(out, TrainConfig(**{**params, "train_data": "other.json"})) is None   # other data
+    assert _finished_run(out, TrainConfig(**{**params, "prompt_format": "chat"})) is None
+    older = {k: v for k, v in cfg.to_dict().items() if k not in ("train_data", "prompt_format")}
+    (out / "training_log.json").write_text(json.dumps({**log, "config": older}))   # a log from before them
+    assert _finished_run(out, cfg) is not None
 
 
 def test_a_command_line_run_with_other_settings_is_never_overwritten_in_process(tmp_path):

@@ -90,6 +90,8 @@ class SimulationParams(Common):
 @dataclass
 class TrainingParams(Common):
     corpus_dir: str = p("", "a corpus folder; \"\" = runs/<profile>/simulation, written by 02_simulation")
+    train_data: str = p("", '"" = the corpus above; else a ToolAlpaca-format instance file (.json), a messages '
+                        "+ tools dataset folder or a chat .jsonl (read with formats.read_training_data)")
     lora_r: int = p(8, "LoRA rank")
     lora_alpha: int = p(16, "LoRA scale numerator (alpha / r multiplies the update)")
     lora_dropout: float = p(0.05, "dropout on the LoRA input; 0 for a few steps")

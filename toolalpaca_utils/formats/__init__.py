@@ -14,7 +14,8 @@ ToolAlpaca Instances   :func:`toolalpaca_records` /                 the original
                        :func:`from_toolalpaca`
 =====================  ===========================================  ==============================
 
-:func:`export_all` writes all three next to a corpus (``<corpus>/formats/``);
+:func:`read_training_data` reads any of them (or a corpus folder) back as project instances and
+tool records, as training needs them; :func:`export_all` writes all three next to a corpus (``<corpus>/formats/``);
 :func:`example_in_each_format` shows one instance in each. A malformed record raises
 :class:`FormatError`, whose message names the instance (id, or index) and the field.
 
@@ -42,12 +43,13 @@ from .chat import (conversation, from_messages, from_openai, read_openai_jsonl, 
 from .common import FINAL_THOUGHT, FormatError, system_message, tool_schemas
 from .dataset import from_messages_dataset, messages_features, save_messages_dataset, to_messages_dataset
 from .export import FORMATS_DIR, example_in_each_format, export_all
+from .read import TrainingData, read_training_data
 from .toolalpaca import from_toolalpaca, toolalpaca_instance, toolalpaca_records, write_toolalpaca
 
 __all__ = [
-    "FINAL_THOUGHT", "FORMATS_DIR", "FormatError", "conversation", "example_in_each_format", "export_all",
+    "FINAL_THOUGHT", "FORMATS_DIR", "FormatError", "TrainingData", "conversation", "example_in_each_format", "export_all",
     "from_messages", "from_messages_dataset", "from_openai", "from_toolalpaca", "messages_features",
-    "read_openai_jsonl", "save_messages_dataset", "system_message", "to_messages", "to_messages_dataset",
+    "read_openai_jsonl", "read_training_data", "save_messages_dataset", "system_message", "to_messages", "to_messages_dataset",
     "to_openai", "tool_schemas", "toolalpaca_instance", "toolalpaca_records", "write_openai_jsonl",
     "write_toolalpaca",
 ]

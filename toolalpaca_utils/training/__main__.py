@@ -5,6 +5,7 @@ the profile's values as defaults) plus where to write; the same code runs under
 ``accelerate launch`` on a GPU box::
 
     python -m toolalpaca_utils.training --profile cpu [--corpus_dir DIR] [--out DIR] [--epochs 2 ...]
+    python -m toolalpaca_utils.training --profile tiny --train_data toolalpaca_train.json --out DIR
     accelerate launch --config_file configs/accelerate/ddp.yaml -m toolalpaca_utils.training --profile gpu
 """
 from __future__ import annotations

@@ -48,6 +48,14 @@ class TrainConfig:
     share_prefix: bool = True                     # batch a tool's conversations, its docs computed once
     bf16: bool | None = None                      # None: on a bf16 GPU, or a CPU with bf16 units
     attn_implementation: str = ""                 # "" = transformers' default; e.g. "flash_attention_2"
+    prompt_format: str = "react"                  # "react" (the papers' ReAct text) | "chat" (tool-calling
+                                                  # chat, training/chat_template.py); evaluation prompts ReAct only
+    train_data: str = ""                          # not used by train_lora: what run_training read ("" = the
+                                                  # corpus), kept in the log so a run on other data is not reused
+
+    def __post_init__(self):
+        if self.prompt_format not in ("react", "chat"):
+            raise ValueError(f'prompt_format must be "react" or "chat", got {self.prompt_format!r}')
 
     def to_dict(self) -> dict:
         d = asdict(self)

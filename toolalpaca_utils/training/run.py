@@ -11,7 +11,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..corpus import load_split, load_tools
 from ..runs import plain, replace_text
 from .config import ADAPTER_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
 from .sequences import EmptyCorpusError
@@ -46,39 +45,56 @@ def profile_parameters(profile: str) -> dict:
     return train_config_kwargs(load_profile(profile, NOTEBOOK))
 
 
+def training_data(profile: str, *, corpus: str | Path | None = None, train_data: str | Path | None = None):
+    """The data a run trains on (:class:`toolalpaca_utils.formats.TrainingData`): ``train_data``
+    when given (a ToolAlpaca-format instance file, a messages + tools dataset, a chat JSONL, or a
+    corpus folder; read through :func:`toolalpaca_utils.formats.read_training_data`), else the
+    corpus ``corpus``, else the simulation corpus of ``profile``. No training instance is an error."""
+    from ..formats import read_training_data
+    from ..runs import require_stage
+
+    if train_data:
+        data = read_training_data(train_data)
+    else:
+        corpus_dir = Path(corpus) if corpus is not None else require_stage(profile, "simulation")
+        if not (corpus_dir / "tools.json").is_file():
+            raise FileNotFoundError(f"{corpus_dir} is not a corpus directory (no tools.json)")
+        data = read_training_data(corpus_dir)
+    if not data.splits.get("train"):
+        where = data.source / "train.jsonl" if data.fmt == "corpus" else data.source
+        raise EmptyCorpusError(f"{where} has no instances: nothing to train on")
+    return data
+
+
 def run_training(profile: str, *, corpus: str | Path | None = None, out: str | Path | None = None,
                  unseen_eval: bool | None = None, resume: bool = True, progress: bool = False,
                  launcher: str = IN_PROCESS, **overrides: Any) -> TrainResult:
-    """Train on the simulation corpus of ``profile`` (or ``corpus``) with the hyper-parameters
-    given (:class:`TrainConfig` fields; the caller passes the profile's, see
-    :func:`profile_parameters`; the rest are TrainConfig's defaults), write the adapter, log and manifest to
-    ``runs/<profile>/training/`` (or ``out``). ``unseen_eval`` also reports the loss on the
-    corpus's eval split (tools never seen in training) at each evaluation.
+    """Train on the simulation corpus of ``profile`` (or ``corpus``, or the ``train_data``
+    override in any format, see :func:`training_data`) with the hyper-parameters given
+    (:class:`TrainConfig` fields; the caller passes the profile's, see :func:`profile_parameters`;
+    the rest are TrainConfig's defaults), write the adapter, log and manifest to
+    ``runs/<profile>/training/`` (or ``out``). ``unseen_eval`` also reports the loss on the data's
+    eval split (tools never seen in training) at each evaluation.
 
     With ``resume``, a finished run in the folder is reused when its settings are these; one with
     other settings is trained over from the start, except that a run made from the command line
     (``launcher``, :data:`COMMAND_LINE`, e.g. ``accelerate launch`` on several GPUs) is never
     overwritten by an in-process call: :class:`FinishedRunDiffersError` names the keys."""
-    from ..runs import require_stage, stage_dir, write_manifest
+    from ..runs import stage_dir, write_manifest
 
     timings: dict[str, float] = {}
-    corpus_dir = Path(corpus) if corpus is not None else require_stage(profile, "simulation")
-    if not (corpus_dir / "tools.json").is_file():
-        raise FileNotFoundError(f"{corpus_dir} is not a corpus directory (no tools.json)")
     params = dict(overrides)
     if unseen_eval is None:
         unseen_eval = bool(params.pop("unseen_eval", False))
     params.pop("unseen_eval", None)
     cfg = TrainConfig(**params)
-    records = load_tools(corpus_dir)
-    train = load_split(corpus_dir, "train")
-    if not train:
-        raise EmptyCorpusError(f"{corpus_dir}/train.jsonl has no instances: nothing to train on")
+    data = training_data(profile, corpus=corpus, train_data=cfg.train_data)
+    records, train = data.records, data.splits["train"]
     eval_sets = None
     if unseen_eval:
         fit, held = split_heldout(train, cfg.eval_fraction, cfg.seed)
         train = fit
-        eval_sets = {"heldout": held, "unseen": load_split(corpus_dir, "eval")}
+        eval_sets = {"heldout": held, "unseen": data.splits.get("eval") or []}
     default_out = stage_dir(profile, STAGE)
     out_dir = Path(out) if out is not None else default_out
     if resume:
@@ -95,7 +111,7 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
             parameters={**cfg.to_dict(), "unseen_eval": unseen_eval},
             models={"base": cfg.base_model, "adapter": result.adapter_dir},
             seeds={"seed": cfg.seed},
-            inputs={"tools": corpus_dir / "tools.json", "train": corpus_dir / "train.jsonl"},
+            inputs=_inputs(data),
             counts={"n_examples": result.n_examples, "n_eval_examples": result.n_eval_examples,
                     "n_truncated_examples": result.data["train"]["n_truncated_examples"],
                     "n_truncated_tokens": result.data["train"]["n_truncated_tokens"],
@@ -178,6 +194,13 @@ def _finished_log(out_dir: Path) -> dict | None:
         return json.loads(log_path.read_text())
     except json.JSONDecodeError:
         return None
+
+
+def _inputs(data) -> dict:
+    """The manifest's inputs: a corpus's files, or the one file or folder of another format."""
+    if data.fmt == "corpus":
+        return {"tools": data.source / "tools.json", "train": data.source / "train.jsonl"}
+    return {f"train ({data.fmt})": data.source}
 
 
 def _finished_run(out_dir: Path, cfg: TrainConfig) -> TrainResult | None:

@@ -1,6 +1,7 @@
 """Training sequences: one chat instance becomes one token sequence whose labels cover only the
 assistant turns (Thought / Action / Action Input steps and the final answer, each with its
-end-of-turn token); everything else is ``-100``. Also the batch collator (dynamic padding, or a
+end-of-turn token); everything else is ``-100``. Two prompt formats: "react", the ReAct text of
+the papers (the default), and "chat", the tool-calling chat of :mod:`.chat_template`. Also the batch collator (dynamic padding, or a
 fixed ``pad_to`` for the reference recipe) and the notebook's mask preview.
 """
 from __future__ import annotations
@@ -131,8 +132,38 @@ def _label_tokens(tokenizer, text: str, spans: list[tuple[int, int]]) -> tuple[l
     return ids, labels, span_ends, True
 
 
-def build_example(tokenizer, record: dict, instance: dict, max_length: int) -> dict:
-    """One training sequence for ``instance`` of tool ``record``.
+PROMPT_FORMATS = ("react", "chat")
+
+
+def _react_tokens(tokenizer, record: dict, instance: dict) -> tuple[list[int], list[int], list[int], bool, int]:
+    """(ids, labels, span ends, segmented, system-turn tokens) of the ReAct chat of the papers."""
+    messages = instance_messages(record, instance)
+    text, spans = assistant_char_spans(tokenizer, messages)
+    ids, labels, span_ends, segmented = _label_tokens(tokenizer, text, spans)
+    return ids, labels, span_ends, segmented, 0 if segmented else _system_prefix_len(tokenizer, messages, text, ids)
+
+
+def _chat_tokens(tokenizer, record: dict, instance: dict) -> tuple[list[int], list[int], list[int], bool, int]:
+    """The same, in the tool-calling chat format: the messages + tools conversation of
+    :func:`toolalpaca_utils.formats.to_messages` rendered by the training chat template, the
+    labels being its ``{% generation %}`` spans (each assistant turn, its calls and ``<|im_end|>``)."""
+    from ..formats import to_messages
+    from .chat_template import TRAINING_CHAT_TEMPLATE
+
+    row = to_messages(instance, record)
+    kw = {"tools": row["tools"], "chat_template": TRAINING_CHAT_TEMPLATE, "return_dict": True}
+    out = tokenizer.apply_chat_template(row["messages"], return_assistant_tokens_mask=True, **kw)
+    ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
+    span_ends = [i + 1 for i, m in enumerate(mask) if m and (i + 1 == len(mask) or not mask[i + 1])]
+    system = list(tokenizer.apply_chat_template(row["messages"][:1], **kw)["input_ids"])
+    return ids, labels, span_ends, False, len(system) if ids[:len(system)] == system else 0
+
+
+def build_example(tokenizer, record: dict, instance: dict, max_length: int, prompt_format: str = "react") -> dict:
+    """One training sequence for ``instance`` of tool ``record``, in ``prompt_format``: "react"
+    (the ReAct text of the papers, as evaluation prompts the student) or "chat" (the tokenizer's
+    tool-calling chat, :mod:`.chat_template`).
 
     Returns ``{"id", "input_ids", "labels", "attention_mask", "length", "n_loss_tokens",
     "n_truncated", "n_turns", "n_turns_kept", "segmented", "prefix_len" (tokens of the system
@@ -144,11 +175,12 @@ def build_example(tokenizer, record: dict, instance: dict, max_length: int) -> d
     """
     if max_length < 8:
         raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
-    messages = instance_messages(record, instance)
-    text, spans = assistant_char_spans(tokenizer, messages)
-    ids, labels, span_ends, segmented = _label_tokens(tokenizer, text, spans)
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+    tokens = _react_tokens if prompt_format == "react" else _chat_tokens
+    ids, labels, span_ends, segmented, prefix_len = tokens(tokenizer, record, instance)
     full_len = len(ids)
-    n_turns = len(spans)
+    n_turns = len(span_ends)
     n_kept = n_turns
     drop_reason = None
     if full_len > max_length:
@@ -161,7 +193,7 @@ def build_example(tokenizer, record: dict, instance: dict, max_length: int) -> d
                            f"no assistant token fits")
             ids, labels = [], []
     n_loss = sum(1 for l in labels if l != IGNORE_INDEX)
-    prefix_len = 0 if segmented else _system_prefix_len(tokenizer, messages, text, ids)
+    prefix_len = prefix_len if prefix_len < len(ids) else 0  # the system turn must leave tokens after it
     if n_turns == 0 and drop_reason is None:
         drop_reason = "no assistant turns (no steps and no final answer)"
     return {
@@ -212,7 +244,7 @@ class BuildReport:
 
 
 def build_examples(tokenizer, records: dict | list, instances: Iterable[dict], max_length: int,
-                   *, what: str = "training") -> tuple[list[dict], BuildReport]:
+                   *, what: str = "training", prompt_format: str = "react") -> tuple[list[dict], BuildReport]:
     """Examples for every usable instance, and a report of what was truncated or dropped (and
     why). ``records`` is a dict by Name or a list of tool records. Raises EmptyCorpusError when
     nothing usable is left."""
@@ -231,7 +263,7 @@ def build_examples(tokenizer, records: dict | list, instances: Iterable[dict], m
         if record is None:
             report.dropped.append({"id": iid, "reason": f"tool {inst.get('tool')!r} is not in tools.json"})
             continue
-        ex = build_example(tokenizer, record, inst, max_length)
+        ex = build_example(tokenizer, record, inst, max_length, prompt_format)
         if ex["drop_reason"]:
             report.dropped.append({"id": iid, "reason": ex["drop_reason"]})
             continue
@@ -296,10 +328,10 @@ class DynamicPaddingCollator:
 
 
 def mask_preview(tokenizer, record: dict, instance: dict, max_length: int = 4096,
-                 open_mark: str = "[[", close_mark: str = "]]") -> str:
+                 open_mark: str = "[[", close_mark: str = "]]", prompt_format: str = "react") -> str:
     """The rendered training sequence with the loss-bearing tokens wrapped in markers, decoded
     from the labels themselves (what the notebook shows to explain the mask)."""
-    ex = build_example(tokenizer, record, instance, max_length)
+    ex = build_example(tokenizer, record, instance, max_length, prompt_format)
     parts, run, inside = [], [], None
     for tok, lab in zip(ex["input_ids"], ex["labels"]):
         bearing = lab != IGNORE_INDEX

@@ -158,11 +158,13 @@ class TrainingData:
 def _build_data(tokenizer, records, train_instances: list[dict], eval_sets: dict, cfg: TrainConfig) -> TrainingData:
     """Examples for the training set (no usable one raises EmptyCorpusError) and for each
     held-out set (one with no usable instance is reported and skipped)."""
-    examples, train_report = build_examples(tokenizer, records, train_instances, cfg.max_length)
+    examples, train_report = build_examples(tokenizer, records, train_instances, cfg.max_length,
+                                            prompt_format=cfg.prompt_format)
     eval_datasets, eval_reports = {}, {}
     for name, insts in eval_sets.items():
         try:
-            ex, rep = build_examples(tokenizer, records, insts, cfg.max_length, what=f"{name} evaluation")
+            ex, rep = build_examples(tokenizer, records, insts, cfg.max_length, what=f"{name} evaluation",
+                                     prompt_format=cfg.prompt_format)
         except EmptyCorpusError as exc:
             eval_reports[name] = {"error": str(exc)}
             continue
