@@ -236,6 +236,7 @@ def test_a_finished_run_with_the_same_parameters_is_reused(tmp_path):
     assert _finished_run(out, TrainConfig(**{**params, "train_data": "other.json"})) is None   # other data
     assert _finished_run(out, TrainConfig(**{**params, "prompt_format": "chat"})) is None
     older = {k: v for k, v in cfg.to_dict().items() if k not in ("train_data", "prompt_format")}
+    log = json.loads((out / "training_log.json").read_text())
     (out / "training_log.json").write_text(json.dumps({**log, "config": older}))   # a log from before them
     assert _finished_run(out, cfg) is not None
 
