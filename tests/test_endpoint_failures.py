@@ -89,6 +89,9 @@ def test_the_client_classifies_real_http_statuses():
             with pytest.raises(LLMRequestError) as info:
                 client.chat([{"role": "user", "content": "hi"}], max_tokens=4)
             assert info.value.status_code == status and is_endpoint_failure(info.value) is endpoint, status
+            with pytest.raises(LLMRequestError) as info:  # a raw completion (the chat prompt format) alike
+                client.complete("hi", max_tokens=4)
+            assert info.value.status_code == status and is_endpoint_failure(info.value) is endpoint, status
     finally:
         server.shutdown()
         server.server_close()
@@ -131,6 +134,9 @@ def test_the_guard_turns_only_endpoint_failures_into_endpoint_failure():
     model.error = LLMRequestError("rejected the JSON schema (HTTP 400)", 400)
     with pytest.raises(LLMRequestError):  # the request's fault: passes unchanged
         guarded.chat([{"role": "user", "content": "x"}])
+    model.complete = lambda prompt, **gen: (_ for _ in ()).throw(LLMConnectionError(DOWN))
+    with pytest.raises(EndpointFailure):  # complete is guarded too, not handed out bare by __getattr__
+        guarded.complete("x")
 
 
 # ----------------------------------------------------------------------------- run_parallel

@@ -68,15 +68,23 @@ def is_endpoint_failure(exc: BaseException) -> bool:
 
 
 class EndpointGuard:
-    """A client whose ``chat`` raises :class:`EndpointFailure` for an endpoint failure (other
-    LLM errors pass unchanged); every other attribute is the wrapped client's."""
+    """A client whose ``chat`` and ``complete`` raise :class:`EndpointFailure` for an endpoint
+    failure (other LLM errors pass unchanged); every other attribute is the wrapped client's."""
 
     def __init__(self, client: Any):
         self.client = client
 
     def chat(self, messages, **kwargs):
+        return self._guarded(self.client.chat, messages, **kwargs)
+
+    def complete(self, prompt, **kwargs):
+        # explicit, not left to __getattr__: that would hand out the wrapped, unguarded method
+        return self._guarded(self.client.complete, prompt, **kwargs)
+
+    @staticmethod
+    def _guarded(call, *args, **kwargs):
         try:
-            return self.client.chat(messages, **kwargs)
+            return call(*args, **kwargs)
         except LLMError as exc:
             if is_endpoint_failure(exc):
                 raise EndpointFailure(exc) from exc

@@ -175,18 +175,36 @@ class ChatClient:
     ) -> ChatResult:
         """One chat completion. With ``schema`` the output is constrained to it, parsed, and
         validated; a result that does not validate raises :class:`LLMOutputError`."""
-        params = {
-            "temperature": float(temperature),
-            "max_tokens": int(max_tokens or self.default_max_tokens),
-            "seed": int(seed),
-            "stop": list(stop) if stop else None,
-            "top_p": top_p,
-        }
+        params = _params(temperature, max_tokens or self.default_max_tokens, seed, stop, top_p)
         if schema is not None:
             check_schema(schema)
         key = cache_key(
             {"dialect": self.dialect, "model": self.model, "messages": list(messages), "schema": schema, **params}
         )
+        return self._finish(self._cached(key, lambda: self._call(messages, schema, params)), schema)
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        seed: int = 0,
+        stop: Sequence[str] | None = None,
+        top_p: float | None = None,
+    ) -> ChatResult:
+        """One raw text completion of ``prompt`` (the OpenAI-compatible ``/v1/completions``, which
+        llama-cpp-python's server and vLLM both serve), with the cache, statistics and errors of
+        :meth:`chat`. For a prompt the caller renders itself: a student trained on a chat template
+        the served model's own template lacks (the tool-calling chat, with its tools block)."""
+        if not isinstance(prompt, str) or not prompt:
+            raise LLMRequestError(f"the prompt must be non-empty text, got {type(prompt).__name__}")
+        params = _params(temperature, max_tokens or self.default_max_tokens, seed, stop, top_p)
+        key = cache_key({"dialect": self.dialect, "model": self.model, "prompt": prompt, **params})
+        return self._cached(key, lambda: self._call_completion(prompt, params))
+
+    def _cached(self, key: str, call) -> ChatResult:
+        """The cached result for ``key``, else ``call()``'s (then cached); counted either way."""
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -196,12 +214,12 @@ class ChatClient:
                     self.stats.cache_hits += 1
                     self.stats.replayed_tokens += result.completion_tokens
                 self._local.tokens = self.thread_tokens() + result.completion_tokens
-                return self._finish(result, schema)
-        result = self._call(messages, schema, params)
+                return result
+        result = call()
         self._local.tokens = self.thread_tokens() + result.completion_tokens
         if self.cache is not None:
             self.cache.put(key, {k: v for k, v in result.__dict__.items() if k not in ("cached", "parsed")})
-        return self._finish(result, schema)
+        return result
 
     def chat_many(self, requests: Iterable[dict], *, return_exceptions: bool = True) -> list:
         """Run many ``chat(**request)`` calls with at most ``parallelism`` in flight.
@@ -229,25 +247,29 @@ class ChatClient:
 
     # ------------------------------------------------------------------ internals
     def _call(self, messages: Sequence[Message], schema: dict | None, params: dict) -> ChatResult:
-        import openai
-
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": list(messages),
-            "temperature": params["temperature"],
-            "max_tokens": params["max_tokens"],
-            "seed": params["seed"],
-        }
-        if params["stop"]:
-            kwargs["stop"] = params["stop"]
-        if params["top_p"] is not None:
-            kwargs["top_p"] = params["top_p"]
+        kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages), **_sampling(params)}
         if schema is not None:
             kwargs["response_format"] = response_format_for(schema, self.dialect)
+        what = "the JSON schema" if schema is not None else "the request"
+        response, slot, seconds = self._send(lambda sdk: sdk.chat.completions.create(**kwargs), what)
+        choice = response.choices[0]
+        return self._counted(choice.message.content or "", choice.finish_reason, response.usage, slot, seconds)
+
+    def _call_completion(self, prompt: str, params: dict) -> ChatResult:
+        kwargs: dict[str, Any] = {"model": self.model, "prompt": prompt, **_sampling(params)}
+        response, slot, seconds = self._send(lambda sdk: sdk.completions.create(**kwargs), "the prompt")
+        choice = response.choices[0]
+        return self._counted(choice.text or "", choice.finish_reason, response.usage, slot, seconds)
+
+    def _send(self, create, what: str) -> tuple[Any, int, float]:
+        """(response, replica index, seconds) of ``create(sdk_client)`` on this thread's server, the
+        SDK's exceptions turned into the LLMError that says what went wrong."""
+        import openai
+
         client, url, slot = self._endpoint()
         start = time.perf_counter()
         try:
-            response = client.chat.completions.create(**kwargs)
+            response = create(client)
         except openai.APITimeoutError as exc:
             self._count_error()
             raise LLMTimeoutError(f"{url} did not answer within {self.timeout:.0f}s") from exc
@@ -259,17 +281,16 @@ class ChatClient:
             raise LLMConnectionError(f"cannot reach the LLM endpoint {url}: {exc.__cause__ or exc}") from exc
         except openai.APIStatusError as exc:
             self._count_error()
-            body = _error_text(exc)
-            what = "the JSON schema" if schema is not None else "the request"
             raise LLMRequestError(
-                f"{url} rejected {what} (HTTP {exc.status_code}): {body}", exc.status_code
+                f"{url} rejected {what} (HTTP {exc.status_code}): {_error_text(exc)}", exc.status_code
             ) from exc
-        seconds = time.perf_counter() - start
-        choice = response.choices[0]
-        usage = response.usage
+        return response, slot, time.perf_counter() - start
+
+    def _counted(self, text: str, finish_reason: str | None, usage: Any, slot: int, seconds: float) -> ChatResult:
+        """The result of one server call, added to ``stats``."""
         result = ChatResult(
-            text=choice.message.content or "",
-            finish_reason=choice.finish_reason or "stop",
+            text=text,
+            finish_reason=finish_reason or "stop",
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             seconds=seconds,
@@ -293,6 +314,18 @@ class ChatClient:
     def _count_error(self) -> None:
         with self._lock:
             self.stats.errors += 1
+
+
+def _params(temperature: float, max_tokens: int, seed: int, stop: Sequence[str] | None,
+            top_p: float | None) -> dict:
+    """The sampling settings of one call, as the cache key and the request take them."""
+    return {"temperature": float(temperature), "max_tokens": int(max_tokens), "seed": int(seed),
+            "stop": list(stop) if stop else None, "top_p": top_p}
+
+
+def _sampling(params: dict) -> dict:
+    """The request fields of ``params`` (an unset stop or top_p is left out, not sent as null)."""
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def check_schema(schema: Any) -> None:
