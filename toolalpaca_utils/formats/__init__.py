@@ -37,9 +37,13 @@ in every format. What a format cannot carry:
 A step that is not a well-formed call (no action, or an input that is not a JSON object) travels
 in the chat formats as a plain assistant reply followed by a user message with the observation;
 read back, its thought, action and input are re-read from its text.
+
+:func:`parse_chat_reply` reads one model reply in the tool-calling chat format (a ``<tool_call>``
+or a final answer) as evaluation needs it.
 """
 from .chat import (conversation, from_messages, from_openai, read_openai_jsonl, to_messages, to_openai,
                    write_openai_jsonl)
+from .chat_reply import parse_chat_reply
 from .common import FINAL_THOUGHT, FormatError, system_message, tool_schemas
 from .dataset import from_messages_dataset, messages_features, save_messages_dataset, to_messages_dataset
 from .export import FORMATS_DIR, example_in_each_format, export_all
@@ -49,7 +53,7 @@ from .toolalpaca import from_toolalpaca, toolalpaca_instance, toolalpaca_records
 __all__ = [
     "FINAL_THOUGHT", "FORMATS_DIR", "FormatError", "TrainingData", "conversation", "example_in_each_format", "export_all",
     "from_messages", "from_messages_dataset", "from_openai", "from_toolalpaca", "messages_features",
-    "read_openai_jsonl", "read_training_data", "save_messages_dataset", "system_message", "to_messages", "to_messages_dataset",
+    "parse_chat_reply", "read_openai_jsonl", "read_training_data", "save_messages_dataset", "system_message", "to_messages", "to_messages_dataset",
     "to_openai", "tool_schemas", "toolalpaca_instance", "toolalpaca_records", "write_openai_jsonl",
     "write_toolalpaca",
 ]
