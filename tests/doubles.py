@@ -14,13 +14,15 @@ from toolalpaca_utils.llm import ChatResult, parse_json_output
 class ScriptedModel:
     """Stands in for the teacher: replies with the given texts in turn, parsing schema output the
     way ChatClient does (so broken JSON raises LLMOutputError, as from the real server). Counts its
-    ``calls`` and keeps every chat it was sent (``sent``); a subclass answers by the request by
-    overriding :meth:`reply`."""
+    ``calls`` and keeps every chat it was sent (``sent``) and every raw prompt (``prompts``, the
+    chat prompt format's :meth:`complete`); a subclass answers by the request by overriding
+    :meth:`reply` (a prompt comes to it as one user message)."""
 
     def __init__(self, texts=("",)):
         self.texts = list(texts) or [""]
         self.calls = 0
         self.sent: list[list[dict]] = []
+        self.prompts: list[str] = []
 
     def reply(self, messages: list[dict], schema: dict | None) -> ChatResult:
         text = self.texts[(self.calls - 1) % len(self.texts)]
@@ -33,6 +35,12 @@ class ScriptedModel:
         self.calls += 1
         self.sent.append([dict(m) for m in messages])
         return self.reply(messages, schema)
+
+    def complete(self, prompt: str, **gen) -> ChatResult:
+        """The raw-completion twin of :meth:`chat`, as ChatClient.complete: the same replies in turn."""
+        self.calls += 1
+        self.prompts.append(prompt)
+        return self.reply([{"role": "user", "content": prompt}], None)
 
 
 def fixed_executor(status: int | Callable[[int], int], body: str):

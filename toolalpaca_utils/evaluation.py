@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .agents import Episode, SimulatedExecutor, Trajectory, drive, executor_for
+from .agents import Episode, SimulatedExecutor, Trajectory, chat_renderer, drive, executor_for
+from .agents.chat_prompt import check_chat_options
 from .corpus import load_split, load_tools
 from .endpoint import EndpointPolicy, guard_endpoint
 from .llm import LLMError
@@ -195,13 +196,17 @@ class EvalRun:
 
 def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name: str, teacher=None,
              mode: str = "free", max_steps: int = 4, out_path: str | Path | None = None,
-             progress: bool = True, workers: int | None = None, endpoint: EndpointPolicy | None = None) -> EvalRun:
+             progress: bool = True, workers: int | None = None, endpoint: EndpointPolicy | None = None,
+             prompt_format: str = "react", render=None) -> EvalRun:
     """Run ``model`` (a ChatClient, e.g. :func:`~toolalpaca_utils.llm.open_student`) on every item
     and score it. ``teacher`` (a ChatClient) plays simulated tools and the user; real tools are
     called over HTTP. ``workers`` episodes run at once (default: one per model replica, or the
     endpoint's concurrency), each row appended to ``out_path`` as its episode ends, so an
     interrupted run resumes per row. ``mode`` "constrained" decodes every step under the tool's
-    JSON schema (:func:`~toolalpaca_utils.react.step_schema`).
+    JSON schema (:func:`~toolalpaca_utils.react.step_schema`). ``prompt_format`` "chat" prompts in
+    the tool-calling chat the student was trained on with ``prompt_format="chat"``: ``render``
+    (default: :func:`~toolalpaca_utils.agents.chat_renderer` of the default student) writes each
+    prompt and ``model.complete`` continues it; free decoding only.
 
     An episode whose model or teacher endpoint failed (a crashed server, a timeout, a 5xx) is not a
     model failure: it is retried with back-off and, if the endpoint stays down, left unrecorded
@@ -209,6 +214,11 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     a row (``endpoint``: :class:`~toolalpaca_utils.endpoint.EndpointPolicy`)."""
     from .parallel import run_parallel, worker_count
 
+    check_chat_options(prompt_format, mode)  # a wrong setting stops here, not as a crashed row per item
+    if prompt_format == "chat":
+        if not callable(getattr(model, "complete", None)):
+            raise TypeError(f'prompt_format "chat" needs a model with complete(prompt, ...); {type(model).__name__} has none')
+        render = render or chat_renderer()
     done = {r["id"]: r for r in read_jsonl(out_path)} if out_path else {}
     guarded, guarded_teacher = guard_endpoint(model), guard_endpoint(teacher)
     simulated = SimulatedExecutor(guarded_teacher) if teacher is not None else None
@@ -218,7 +228,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
 
     def work(item: EvalItem):
         yield _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
-                        max_steps=max_steps, name=name)
+                        max_steps=max_steps, name=name, chat={"prompt_format": prompt_format, "render": render})
 
     def keep(row: dict) -> None:
         done[row["id"]] = row
@@ -235,15 +245,19 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
 def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, tuple[list, dict]], *,
                   out_dir: str | Path, teacher=None, decodings: Sequence[str] = ("free",), max_steps: int = 3,
                   judge_items: int | None = None, seed: int = 0, progress: bool = True,
-                  **student: Any) -> tuple[list[tuple[str, EvalRun]], dict]:
+                  prompt_format: str = "react", **student: Any) -> tuple[list[tuple[str, EvalRun]], dict]:
     """Every model × decoding × set: ``adapters`` maps a model name to its adapter (None: the
     base model), ``sets`` a set name to (items, records). Each model is served once
     (:func:`~toolalpaca_utils.llm.open_student`; ``student``: its endpoint, dialect, replicas) and
     each run resumes from ``out_dir/<model>-<decoding>-<set>.jsonl``. With ``judge_items`` (0:
-    every row) the teacher also judges a tool-balanced sample of each run. Returns
+    every row) the teacher also judges a tool-balanced sample of each run. ``prompt_format`` is the
+    format the adapters were trained in ("react" | "chat", see :func:`evaluate`). Returns
     ``[(set, run)]`` and ``{(set, run name): (judged rows, verdicts)}``."""
     from .llm import open_student
 
+    for decoding in decodings:  # before any model is served
+        check_chat_options(prompt_format, decoding)
+    render = chat_renderer(student_model) if prompt_format == "chat" else None
     runs, judged = [], {}
     out_dir = Path(out_dir)
     for model_name, adapter in adapters.items():
@@ -253,7 +267,7 @@ def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, 
                 for set_name, (items, records) in sets.items():
                     run = evaluate(model, items, records, name=label, teacher=teacher, mode=decoding,
                                    max_steps=max_steps, out_path=out_dir / f"{model_name}-{decoding}-{set_name}.jsonl",
-                                   progress=progress)
+                                   progress=progress, prompt_format=prompt_format, render=render)
                     runs.append((set_name, run))
                     if judge_items is not None and teacher is not None:
                         sample = spread_over_tools(run.rows, judge_items)
@@ -262,14 +276,14 @@ def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, 
 
 
 def _run_item(model, item: EvalItem, records: dict, *, simulated, teacher, mode: str, max_steps: int,
-              name: str) -> dict:
+              name: str, chat: dict | None = None) -> dict:
     """One item's episode to its end, as a result row; a tool that cannot be run is a crashed row."""
     rec = records.get(item.tool)
     try:
         if rec is None:
             raise KeyError(f"no tool record for {item.tool!r}")
         episode = Episode(rec, item.instruction, executor_for(rec, simulated), mode=mode, max_steps=max_steps,
-                          user_client=teacher, seed=0)
+                          user_client=teacher, seed=0, **(chat or {}))
     except (KeyError, ValueError) as exc:
         return {**_row(item, None, name), "error": str(exc)}
     return _row(item, drive(model, episode), name)

@@ -16,6 +16,8 @@ One submodule per part:
   :class:`HttpExecutor`, :func:`executor_for`, and the :class:`Observation` they return.
 * :mod:`.episode` — the assistant's ReAct loop as a state machine (:class:`Episode`) and what it
   records (:class:`Step`, :class:`Trajectory`) or asks for (:class:`ModelRequest`).
+* :mod:`.chat_prompt` — the episode's prompt in the tool-calling chat format
+  (:func:`chat_messages`, :func:`chat_renderer`), for a student trained with ``prompt_format="chat"``.
 * :mod:`.scaffold` — the free-mode scaffold for a weak teacher (:func:`demonstration_turns` and
   its checks).
 * :mod:`.drivers` — running an episode: :func:`drive`, :func:`run_assistant`.
@@ -26,6 +28,7 @@ that uses it (``agents.episode.answer_question``), not here.
 """
 from __future__ import annotations
 
+from .chat_prompt import PROMPT_FORMATS, ChatRenderer, chat_messages, chat_renderer, check_prompt_format
 from .drivers import drive, run_assistant
 from .episode import (ANSWER_SYSTEM, FINAL_MAX_TOKENS, FINAL_NUDGE, FINAL_SCHEMA, MAX_ERRORS, Episode,
                       ModelRequest, Step, Trajectory)
@@ -48,6 +51,8 @@ __all__ = [
     # episode and scaffold
     "ANSWER_SYSTEM", "FINAL_MAX_TOKENS", "FINAL_NUDGE", "FINAL_SCHEMA", "MAX_ERRORS", "Episode", "ModelRequest",
     "Step", "Trajectory", "demonstration_turns",
+    # the chat prompt format
+    "PROMPT_FORMATS", "ChatRenderer", "chat_messages", "chat_renderer", "check_prompt_format",
     # drivers
     "drive", "run_assistant",
 ]

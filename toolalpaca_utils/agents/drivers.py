@@ -14,7 +14,10 @@ def drive(client: ChatModel, episode: Episode) -> Trajectory:
     """Run an episode to its end, one model call at a time."""
     while (req := episode.request()) is not None:
         try:
-            result = client.chat(req.messages, schema=req.schema, **req.gen)
+            if req.prompt is not None:  # the chat format: a prompt the episode rendered itself
+                result = client.complete(req.prompt, **req.gen)
+            else:
+                result = client.chat(req.messages, schema=req.schema, **req.gen)
         except LLMError as exc:
             result = exc
         episode.feed(result)

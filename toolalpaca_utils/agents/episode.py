@@ -11,6 +11,9 @@ from ..react import (
     GET_DETAILS, GET_DETAILS_SCHEMA, ParsedStep, build_messages, format_action, parse_step, step_from_json,
     step_schema,
 )
+from ..formats.chat_reply import parse_chat_reply
+from ..formats.common import tool_schemas
+from .chat_prompt import CHAT_FINAL_NUDGE, CHAT_STOP, Renderer, chat_messages, check_chat_options
 from .executor import Observation, check_request
 from .protocol import ChatModel
 from .scaffold import _copies_demonstration, _prose_answer, demonstration_turns
@@ -54,9 +57,13 @@ class ModelRequest:
     messages: list[dict]
     schema: dict | None
     gen: dict                      # seed, max_tokens, stop
+    prompt: str | None = None      # chat format: ``messages`` rendered to text, for a raw completion
 
 
 FINAL_NUDGE = "You have the information you need. Reply with Thought and Final Answer for the user's request."
+RETRY_HINT = {"react": "Reply with Thought, Action and Action Input, or with Thought and Final Answer.",
+              "chat": 'Call a function with <tool_call>{"name": ..., "arguments": {...}}</tool_call>, '
+                      "or answer the user."}
 # The answer after a successful call. The character bounds must fit the token budget even for
 # number-heavy text (~2.5 characters a token): with 420 characters in 100 tokens, one answer in
 # ten was cut off mid-string and the instance lost (measured on the cpu profile).
@@ -87,14 +94,26 @@ class Episode:
     never what is stored: one worked call per function (built by code from the spec, see
     :func:`demonstration_turns`) comes before the request, and the answer is asked for in a
     short chat holding only the request and the response. A call that copies a worked example's
-    arguments is rejected with a corrective observation."""
+    arguments is rejected with a corrective observation.
+
+    ``prompt_format`` "chat" (free mode, no scaffold): the history is the tool-calling chat the
+    student was trained on (:mod:`.chat_prompt`), ``render`` turns it into the prompt text that
+    :meth:`request` hands out for a raw completion, and a reply is read by
+    :func:`~toolalpaca_utils.formats.parse_chat_reply`. Steps are recorded as in ReAct, their
+    ``text`` being the raw reply."""
 
     def __init__(self, record: dict, instruction: str, executor, *, mode: str = "free", max_steps: int = 3,
                  seed: int = 0, user_client: ChatModel | None = None, forced_first: tuple[str, dict] | None = None,
                  answer_after_success: bool = False, step_tokens: int = 120, system: str | None = None,
-                 scaffold: bool = False):
+                 scaffold: bool = False, prompt_format: str = "react", render: Renderer | None = None):
         if mode not in ("free", "constrained"):
             raise ValueError(f"mode must be 'free' or 'constrained', got {mode!r}")
+        check_chat_options(prompt_format, mode, scaffold=scaffold, system=system)
+        if prompt_format == "chat" and render is None:
+            raise ValueError('prompt_format "chat" needs render (e.g. agents.chat_renderer(student_model))')
+        self.prompt_format, self.render = prompt_format, render
+        self.parse = parse_chat_reply if prompt_format == "chat" else parse_step
+        self.tools = tool_schemas(record) if prompt_format == "chat" else []
         self.record, self.instruction, self.executor = record, instruction, executor
         self.mode, self.max_steps, self.seed = mode, max_steps, seed
         self.user_client, self.answer_after_success = user_client, answer_after_success
@@ -119,6 +138,8 @@ class Episode:
     def request(self) -> ModelRequest | None:
         if self.done:
             return None
+        if self.prompt_format == "chat":
+            return self._chat_request()
         messages = build_messages(self.record, self.instruction, self.turns, system=self.system)
         i = len(self.traj.steps)
         if self.final_pending and self.scaffold:
@@ -151,9 +172,9 @@ class Episode:
             if result.parsed is not None:
                 text, parsed = step_from_json(result.parsed)
             else:
-                text, parsed = raw.strip(), parse_step(raw)
+                text, parsed = raw.strip(), self.parse(raw)
         if self.final_pending:
-            if parsed.kind == "invalid" and self.mode == "free":
+            if parsed.kind == "invalid" and self.mode == "free" and self.prompt_format == "react":
                 parsed, text = _prose_answer(raw) or (parsed, text)
             if parsed.kind == "final":
                 self._finish(text, parsed)
@@ -168,11 +189,21 @@ class Episode:
             self._act(parsed, text, raw)
 
     # ------------------------------------------------------------------ internals
+    def _chat_request(self) -> ModelRequest:
+        """The next call in the chat format: the chat so far (with the answer nudge when it is
+        due), rendered; the turn ends at the template's end-of-turn marker."""
+        messages = chat_messages(self.record, self.instruction, self.traj.steps)
+        tokens = self.step_tokens
+        if self.final_pending:
+            messages.append({"role": "user", "content": CHAT_FINAL_NUDGE})
+            tokens = FINAL_MAX_TOKENS
+        gen = {"seed": self.seed + len(self.traj.steps), "max_tokens": tokens, "stop": list(CHAT_STOP)}
+        return ModelRequest(messages, None, gen, prompt=self.render(messages, self.tools))
+
     def _act(self, parsed: ParsedStep, text: str, raw: str) -> None:
         i = len(self.traj.steps)
         if parsed.kind == "invalid":
-            obs = Observation(None, f"Error: {parsed.error}. Reply with Thought, Action and Action Input, "
-                                    "or with Thought and Final Answer.", parsed.error)
+            obs = Observation(None, f"Error: {parsed.error}. {RETRY_HINT[self.prompt_format]}", parsed.error)
             valid = False
         elif _copies_demonstration(parsed, self.demo_calls, self.instruction):
             obs = Observation(None, "Error: that Action Input copies the example's values. Use the values from "
