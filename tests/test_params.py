@@ -109,3 +109,23 @@ def test_collect_type_checks_what_the_notebook_holds():
     with pytest.raises(ProfileError, match="'lora_r' must be int"):
         collect("03_training", ns)
     assert collect("03_training", params.defaults("03_training")) == params.defaults("03_training")
+
+
+def test_prompt_format_is_common_and_an_unknown_value_is_named_everywhere(tmp_path):
+    """One setting for notebook 03 (trains) and 04 (evaluates); a value outside react | chat stops
+    the profile, the notebook and the command line alike."""
+    from toolalpaca_utils.training import train_config_kwargs
+
+    assert params.defaults("03_training")["prompt_format"] == params.defaults("04_evaluation")["prompt_format"] == "react"
+    path = _copy_of_cpu(tmp_path, lambda d: d["common"].update(prompt_format="chat"))
+    assert train_config_kwargs(load_profile(path, "03_training"))["prompt_format"] == "chat"
+    assert load_profile(path, "04_evaluation")["prompt_format"] == "chat"
+    path = _copy_of_cpu(tmp_path, lambda d: d["common"].update(prompt_format="ChatML"))
+    with pytest.raises(ProfileError, match=r"section common: 'prompt_format' must be one of 'react', 'chat', got 'ChatML'"):
+        load_profile(path, "04_evaluation")
+    with pytest.raises(ProfileError, match="'prompt_format' must be one of"):
+        collect("04_evaluation", {**params.defaults("04_evaluation"), "prompt_format": "json"})
+    (p,) = parse_stage_args("04_evaluation", ["--profile", "tiny", "--prompt_format", "chat"])
+    assert p.prompt_format == "chat"
+    with pytest.raises(SystemExit):
+        parse_stage_args("04_evaluation", ["--profile", "tiny", "--prompt_format", "json"])

@@ -25,11 +25,14 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def p(default: Any, why: str) -> Any:
-    """A parameter: its default and the one-line reason shown in the notebook and ``--help``."""
+def p(default: Any, why: str, choices: Sequence[str] | None = None) -> Any:
+    """A parameter: its default and the one-line reason shown in the notebook and ``--help``;
+    ``choices``, when given, are the only values it takes (checked in profiles, notebooks and
+    command lines alike)."""
+    metadata = {"help": why, **({"choices": list(choices)} if choices else {})}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata={"help": why})
-    return field(default=default, metadata={"help": why})
+        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 class ProfileError(ValueError):
@@ -47,6 +50,8 @@ class Common:
     student_endpoint: str = p("embedded", '"embedded" (llama.cpp + GGUF LoRA on 127.0.0.1) or a vLLM URL (book/gpu.md)')
     student_dialect: str = p("llama_cpp", "structured-output dialect of the student endpoint: llama_cpp | openai")
     seed: int = p(0, "every sampled choice and generation is seeded from it")
+    prompt_format: str = p("react", "react (the papers' ReAct text) | chat (the tokenizer's tool-calling chat, "
+                           "training template): 03 trains and 04 evaluates in it", choices=("react", "chat"))
 
 
 @dataclass
@@ -226,6 +231,9 @@ def check_values(values: dict, cls: type[Common], where: str) -> None:
                                f"defined in toolalpaca_utils/params.py ({cls.__name__})")
         if not _type_ok(value, hints[key]):
             raise ProfileError(f"{where}: {key!r} must be {_type_name(hints[key])}, got {value!r}")
+        choices = next(f.metadata.get("choices") for f in dataclasses.fields(cls) if f.name == key)
+        if choices and value not in choices:
+            raise ProfileError(f"{where}: {key!r} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def validate_profile(data: dict, source: str) -> None:

@@ -49,7 +49,7 @@ class TrainConfig:
     bf16: bool | None = None                      # None: on a bf16 GPU, or a CPU with bf16 units
     attn_implementation: str = ""                 # "" = transformers' default; e.g. "flash_attention_2"
     prompt_format: str = "react"                  # "react" (the papers' ReAct text) | "chat" (tool-calling
-                                                  # chat, training/chat_template.py); evaluation prompts ReAct only
+                                                  # chat, training/chat_template.py); evaluate in the same one
     train_data: str = ""                          # not used by train_lora: what run_training read ("" = the
                                                   # corpus), kept in the log so a run on other data is not reused
 
