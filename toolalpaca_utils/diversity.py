@@ -74,16 +74,20 @@ def run_point(subset: Subset, records: dict, eval_sets: dict, *, out_dir: str | 
               max_steps_eval: int, student) -> list[dict]:
     """Train one subset's adapter and evaluate it, served by ``student`` (a
     :class:`~toolalpaca_utils.llm.Student`) as ``k<n>-s<seed>``, on every set; one row per set."""
+    from .agents import chat_renderer
     from .evaluation import evaluate
     from .training import train_lora
 
     out_dir = Path(out_dir)
     result = train_lora(records, subset.instances, None, out_dir=out_dir, config=train_config)
     rows = []
+    fmt = getattr(train_config, "prompt_format", "react")  # evaluated in the format it was trained in
+    render = chat_renderer(student.model) if fmt == "chat" else None
     with student.serve([result.adapter_dir], name=f"k{subset.n_tools}-s{subset.seed}") as served:
         for set_name, (items, set_records) in eval_sets.items():
             run = evaluate(served, items, set_records, name=f"{subset.n_tools} tools", teacher=teacher,
-                           max_steps=max_steps_eval, out_path=out_dir / f"eval-{set_name}.jsonl", progress=False)
+                           max_steps=max_steps_eval, out_path=out_dir / f"eval-{set_name}.jsonl", progress=False,
+                           prompt_format=fmt, render=render)
             rows.append({"set": set_name, "n_tools": subset.n_tools, "seed": subset.seed,
                          "n_instances": len(subset.instances), "train_steps": result.global_step,
                          "final_loss": result.final_loss, **run.summary()})
