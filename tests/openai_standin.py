@@ -11,6 +11,7 @@ answer waits ``--delay`` seconds, so a test can kill the server between two work
 import argparse
 import json
 import time
+import zlib
 
 # the markers of the request shapes (tests check they still match the package's prompts)
 USER_AGENT_SYSTEM = "You write realistic requests that people send to an assistant."
@@ -30,8 +31,9 @@ def reply_for(messages: list[dict]) -> str:
     """The canned answer to a chat."""
     system = messages[0].get("content", "") if messages and messages[0].get("role") == "system" else ""
     last = messages[-1].get("content", "") if messages else ""
-    if system.startswith(USER_AGENT_SYSTEM):
-        return REQUESTS
+    if system.startswith(USER_AGENT_SYSTEM):  # each tool its own requests: the same text twice is a duplicate
+        station = zlib.crc32(last.encode()) % 10_000
+        return REQUESTS.replace("?", f" at station {station}?")
     if system.startswith(IMAGINE_SYSTEM):
         return IMAGINED
     if last.startswith(REFLECTION_QUESTION):
