@@ -11,9 +11,10 @@ from .checker import CheckerError, check
 from .data import CATEGORIES, Question, load, load_category, subset
 from .install import BFCL_VERSION, BfclMissingError, ensure_installed, install_dir, require_installed
 from .records import record_from_functions
+from .score import PUBLISHED_SIMPLE, SUMMARY, score_rows
 
 NOTEBOOK = "07_bfcl"
 
 __all__ = ["BFCL_VERSION", "BfclMissingError", "CATEGORIES", "CheckerError", "NOTEBOOK", "Question", "check",
-           "ensure_installed", "install_dir", "load", "load_category", "record_from_functions", "require_installed",
+           "PUBLISHED_SIMPLE", "SUMMARY", "ensure_installed", "install_dir", "load", "load_category", "record_from_functions", "require_installed", "score_rows",
            "subset"]
