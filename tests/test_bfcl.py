@@ -122,3 +122,13 @@ def test_cpu_subset_is_seeded_and_fixed(bfcl, questions):
 
 
 PINNED_CPU_SUBSET = "3764eb414e8cc3c2"  # sha256 of the cpu profile's ids per category (seed 0, 4 each)
+
+
+def test_missing_install_names_the_make_target(monkeypatch, tmp_path):
+    from toolalpaca_utils import bfcl
+
+    monkeypatch.setenv("TOOLALPACA_BFCL_HOME", str(tmp_path))
+    with pytest.raises(bfcl.BfclMissingError, match="make setup-bfcl"):
+        bfcl.load_category("simple_python")
+    with pytest.raises(bfcl.BfclMissingError, match="make setup-bfcl"):
+        bfcl.ensure_installed(download=False)  # offline: never fetched unless asked

@@ -52,8 +52,12 @@ def main() -> None:
             verdict = {"valid": False, "error": ["no function call in the expected format"],
                        "error_type": "ast_decoder:decoder_wrong_output_format"}
         else:
-            verdict = ast_checker(item["function"], decoded, item["answer"], Language.PYTHON, category,
-                                  request["model_name"])
+            try:
+                verdict = ast_checker(item["function"], decoded, item["answer"], Language.PYTHON, category,
+                                      request["model_name"])
+            except Exception as exc:  # a value the checker cannot compare: wrong, and the run goes on
+                verdict = {"valid": False, "error": [f"BFCL's checker raised {type(exc).__name__}: {exc}"],
+                           "error_type": "checker_exception"}
         verdicts.append({"id": item["id"], "valid": bool(verdict["valid"]), "error": verdict.get("error", []),
                          "error_type": verdict.get("error_type", "")})
     json.dump({"verdicts": verdicts, "summary": _summary(request, verdicts, unweighted)}, sys.stdout)
