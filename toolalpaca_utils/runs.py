@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 STAGE_NOTEBOOKS = {
     "toolset": "01_toolset", "simulation": "02_simulation", "training": "03_training",
     "evaluation": "04_evaluation", "diversity": "05_diversity", "ste": "06_ste",
+    "bfcl": "07_bfcl",
 }
 TRACKED_PACKAGES = (
     "torch", "transformers", "peft", "datasets", "accelerate", "openai", "llama_cpp_python",

@@ -72,6 +72,9 @@ HEADLINES: dict[str, list[Headline]] = {
                  "continual learning: all batches after the last round, with replay (correct %)"),
         Headline("ste_minutes", "minutes of STE"),
     ],
+    "07_bfcl": [
+        Headline("bfcl_minutes", "minutes of the BFCL run (both models, both decodings)"),
+    ],
 }
 
 
@@ -96,6 +99,14 @@ def _eval_contrasts(set_name: str, set_label: str, decoding: str = "") -> list[C
                                          ("overall", "overall % (process and response)"))]
 
 
+def _bfcl_contrasts(decoding: str) -> list[Contrast]:
+    """Base vs fine-tuned on BFCL, per category (keys ``bfcl_<model>_<decoding>_<category>``)."""
+    return [Contrast(f"BFCL {category}, {decoding} decoding (%)", f"bfcl_base_{decoding}_{category}",
+                     f"bfcl_fine_tuned_{decoding}_{category}")
+            for category in ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance",
+                             "non_live_ast_summary")]
+
+
 CONTRASTS: dict[str, tuple[str, str, list[Contrast]]] = {
     # stem: (column title of the baseline, column title of the improved model, rows)
     "04_evaluation": ("base", "fine-tuned",
@@ -110,6 +121,7 @@ CONTRASTS: dict[str, tuple[str, str, list[Contrast]]] = {
         Contrast("correct %, fine-tuned on distilled examples", "ste_correct_base",
                  "ste_correct_ft"),
     ]),
+    "07_bfcl": ("base", "fine-tuned", _bfcl_contrasts("free") + _bfcl_contrasts("constrained")),
 }
 
 
