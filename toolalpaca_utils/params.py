@@ -184,9 +184,9 @@ class SteParams(Common):
 class BfclParams(Common):
     categories: list[str] = p(["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"],
                               "BFCL's non-live Python AST categories and irrelevance (no network)")
-    n_per_category: int = p(8, "questions per category: a fixed subset drawn with `seed` (0 = every question)")
-    max_turns: int = p(5, "ReAct steps per question: the student makes parallel calls one step at a time")
-    step_tokens: int = p(160, "token budget of one step (a call and its arguments)")
+    n_per_category: int = p(3, "questions per category: a fixed subset drawn with `seed` (0 = every question)")
+    max_turns: int = p(4, "ReAct steps per question: the student makes parallel calls one step at a time")
+    step_tokens: int = p(128, "token budget of one step (a call and its arguments)")
     student_decoding: list[str] = p(["free", "constrained"], "free: ReAct text, as trained; constrained: each "
                                     "step decoded under the functions' JSON schema")
     student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
