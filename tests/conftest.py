@@ -36,3 +36,14 @@ def realtools_url():
 
     with serve_realtools(startup_timeout=120) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The embedded model's tokenizer, read from the GGUF (as the HF backend does); once a session."""
+    from transformers import AutoTokenizer
+
+    from toolalpaca_utils.llm.registry import resolve_model
+
+    spec = resolve_model()
+    return AutoTokenizer.from_pretrained(spec.gguf_dir, gguf_file=spec.gguf_file)

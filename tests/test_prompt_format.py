@@ -16,16 +16,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "corpus_small"
 END = "<|im_end|>"
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    from toolalpaca_utils.llm.registry import resolve_model
-
-    spec = resolve_model()
-    return AutoTokenizer.from_pretrained(spec.gguf_dir, gguf_file=spec.gguf_file)
-
-
 def loss_runs(tokenizer, ex) -> list[str]:
     runs, cur = [], []
     for tok, lab in zip(ex["input_ids"], ex["labels"]):

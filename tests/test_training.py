@@ -25,17 +25,6 @@ def corpus():
     return load_tools(FIXTURE), load_split(FIXTURE, "train"), load_split(FIXTURE, "eval")
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    """The embedded model's tokenizer, read from the GGUF (as the HF backend does)."""
-    from transformers import AutoTokenizer
-
-    from toolalpaca_utils.llm.registry import resolve_model
-
-    spec = resolve_model()
-    return AutoTokenizer.from_pretrained(spec.gguf_dir, gguf_file=spec.gguf_file)
-
-
 def loss_runs(tokenizer, example) -> list[str]:
     """The decoded text of each maximal run of loss-bearing tokens."""
     runs, cur = [], []
