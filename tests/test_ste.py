@@ -5,6 +5,7 @@ fine-tune."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from toolalpaca_utils.agents import missing_values
 from toolalpaca_utils.corpus import load_tools, read_jsonl
 from toolalpaca_utils.llm import ChatResult
 from toolalpaca_utils.react import system_prompt
+from toolalpaca_utils.values import documented_examples, sample_value
 
 from doubles import ScriptedModel, fixed_executor
 
@@ -240,6 +242,23 @@ def test_typed_imagination_writes_the_request_by_code_and_the_trial_executes_it(
     again = ste.explore(ExplorerModel(), [record], cfg, out_path=tmp_path / "b.jsonl", executor=fake_executor,
                         progress=False)
     assert [r["query"] for r in again] == [r["query"] for r in rows]
+
+
+def test_required_tool_choice_and_documented_examples_shape_a_trial(record):
+    """tool_choice="required": a trial's first constrained step offers no final answer (later ones
+    do); examples_share=1: string values are the documentation's quoted examples."""
+    model = ExplorerModel()
+    cfg = ste.ExploreConfig(episodes=1, trials=1, imagination="typed", tool_choice="required", answer_after_success=False)
+    ste.explore(model, [record], cfg, executor=fake_executor, progress=False)
+    steps = [q["schema"] for q in model.requests if q["kind"] == "step"]
+    assert all("final_answer" not in b["properties"] for b in steps[0]["anyOf"])
+    assert any("final_answer" in b["properties"] for b in steps[1]["anyOf"])
+    schema = {"type": "string", "description": "IATA (e.g. 'LHR') or ICAO ('EGLL') code, as 'YYYY-MM-DD' is not"}
+    assert documented_examples(schema) == ["LHR", "EGLL"]
+    drawn = {sample_value("code", schema, random.Random(i), examples_share=1.0).value for i in range(20)}
+    assert drawn == {"LHR", "EGLL"}
+    assert sample_value("code", schema, random.Random(3)) == sample_value("code", schema, random.Random(3),
+                                                                         examples_share=0.0)
 
 
 # ------------------------------------------------------------------------------ distillation

@@ -72,6 +72,8 @@ class ToolsetParams(Common):
     intro_max_tokens: int = p(160, "token budget of the introduction call")
     functions_max_tokens: int = p(600, "token budget of the functions call")
     include_real_tools: bool = p(True, "add the real tools' records (their OpenAPI is the documentation)")
+    blueprint_tools: int = p(0, "code-written training tools added (toolset.blueprints: 3-4 functions, meaningful "
+                             "parameters, natural request templates); 0 = the teacher's tools only")
     progress: bool = p(True, "progress bar while documenting")
 
 
@@ -128,6 +130,9 @@ class EvaluationParams(Common):
     judge_max_items: int = p(0, "verdicts per set and model, spread over the tools (0 = every instance)")
     student_decoding: list[str] = p(["free", "constrained"], "free: ReAct text, as trained; constrained: each "
                                     "step decoded under the tool's JSON schema")
+    tool_choice: str = p("auto", 'constrained decoding, as OpenAI\'s tool_choice: "required" = the first step is a '
+                         "call (every request of these sets needs a tool); auto = it may answer at once",
+                         choices=("auto", "required"))
     student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
 
 
@@ -158,6 +163,10 @@ class SteParams(Common):
     max_turns: int = p(4, "ReAct turns per trial")
     explore_mode: str = p("constrained", '"constrained" (JSON step schema) or "free" (ReAct text)')
     imagination: str = p("typed", "typed (code: values and a request frame) | call-first (model values) | query (paper)")
+    examples_share: float = p(0.0, "typed imagination: share of string values taken from the examples the "
+                              "parameter's documentation quotes (e.g. 'LHR'); 0 = none")
+    tool_choice: str = p("auto", 'exploration, constrained: "required" = a trial\'s first step is a call (as '
+                         "OpenAI's tool_choice); auto = it may answer at once", choices=("auto", "required"))
     short_term_memory: bool = p(True, "earlier trials of the episode in the prompt")
     long_term_memory: bool = p(True, "earlier episodes' requests in the prompt")
     reflection: bool = p(True, "the explorer judges its own trial")

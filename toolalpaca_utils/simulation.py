@@ -31,6 +31,7 @@ from .endpoint import EndpointPolicy, guard_endpoint
 from .llm import LLMError
 from .parallel import run_parallel, worker_count
 from .react import GET_DETAILS, format_final
+from .toolset.blueprints import draw_request
 from .values import Value
 from .runs import append_jsonl, read_jsonl, resume_or_reset, write_jsonl
 
@@ -240,8 +241,11 @@ def _fresh_request(client, record: dict, cfg: SimulationConfig, rng: random.Rand
     """(function, values, request, provenance) whose request is in no split yet: a request seen
     before is drawn again, twice at most, then recorded as a duplicate."""
     for attempt in range(3):
-        name, values = _call_values(client, record, cfg, rng, seed + 1000 * attempt)
-        text, extra = _request_for(client, record, cfg, name, values, rng, seed + 1000 * attempt)
+        if cfg.values == "typed" and record.get("blueprint"):
+            name, values, text, extra = _blueprint_request(record, rng)
+        else:
+            name, values = _call_values(client, record, cfg, rng, seed + 1000 * attempt)
+            text, extra = _request_for(client, record, cfg, name, values, rng, seed + 1000 * attempt)
         if normalise(text) not in seen:
             break
     else:
@@ -262,6 +266,18 @@ def _call_values(client, record: dict, cfg: SimulationConfig, rng: random.Random
         return typed_call(record, rng)
     name, args = sample_call(client, record, rng, seed=seed)
     return name, {k: Value(v, str(v), "teacher") for k, v in args.items()}
+
+
+def _blueprint_request(record: dict, rng: random.Random) -> tuple[str, dict, str, dict]:
+    """A code-written tool's call and request, from one of its functions' request templates
+    (:func:`toolalpaca_utils.toolset.blueprints.draw_request`), with its provenance."""
+    name, values, text, frame = draw_request(record, rng)
+    args = {k: v.value for k, v in values.items()}
+    problems = instruction_problems(text, record, args) + [f"misses the value of {k}"
+                                                           for k in missing_values(text, args)]
+    return name, values, text, {"sampled_call": [name, args], "value_kinds": {k: v.kind for k, v in values.items()},
+                                "values_source": "typed", "request_source": "blueprint", "request_frame": frame,
+                                "problems": problems}
 
 
 def _request_for(client, record: dict, cfg: SimulationConfig, name: str, values: dict, rng: random.Random,

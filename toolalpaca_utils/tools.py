@@ -35,7 +35,7 @@ TOOLALPACA_FIELDS = openapi.RECORD_FIELDS + (
 JSON_FIELDS = ("Function_Description", "Function_Projection", "Instructions", "Golden_Answers",
                "Authentication", "external_tools", "Instances")
 #: Project fields (not in the original format).
-PROJECT_FIELDS = ("source", "base_url")
+PROJECT_FIELDS = ("source", "base_url", "blueprint")
 _ABSENT = "__absent__"  # JSON-column marker: the record did not have this field
 
 

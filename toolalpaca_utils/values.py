@@ -160,13 +160,28 @@ def _pick(rng: random.Random, key: str, kind: str) -> Value:
     return Value(value, value, kind)
 
 
-def sample_value(name: str, schema: dict, rng: random.Random) -> Value:
-    """A realistic value for one parameter (``schema``: its JSON schema, description included)."""
+_QUOTED = re.compile(r"'([^'\n]{1,40})'")
+
+
+def documented_examples(schema: dict) -> list[str]:
+    """The values a parameter's description quotes as examples ("e.g. 'LHR'"), format patterns
+    such as 'YYYY-MM-DD' left out."""
+    return [q for q in _QUOTED.findall(str(schema.get("description", ""))) if not re.search(r"YYYY|HH:|MM:SS", q)]
+
+
+def sample_value(name: str, schema: dict, rng: random.Random, *, examples_share: float = 0.0) -> Value:
+    """A realistic value for one parameter (``schema``: its JSON schema, description included);
+    with ``examples_share`` > 0, that share of string values is one of the description's quoted
+    examples (:func:`documented_examples`), when it quotes any."""
     name_words = words(name)
     if "enum" in schema and schema["enum"]:
         value = rng.choice(schema["enum"])
         return Value(value, str(value), "enum")
     kind = schema.get("type", "string")
+    examples = documented_examples(schema) if examples_share > 0 and kind == "string" else []
+    if examples and rng.random() < examples_share:
+        value = rng.choice(examples)
+        return Value(value, value, "documented")
     if kind == "boolean":
         value = rng.random() < 0.5
         return Value(value, "yes" if value else "no", "boolean")

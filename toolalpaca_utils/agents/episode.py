@@ -77,6 +77,9 @@ FINAL_SCHEMA = {"type": "object", "properties": {
     "required": ["thought", "final_answer"]}
 
 
+TOOL_CHOICES = ("auto", "required")
+
+
 class Episode:
     """The assistant's ReAct loop for one instruction, as a state machine: :meth:`request` says
     which model call comes next (None when finished), :meth:`feed` takes its result (or the
@@ -96,6 +99,9 @@ class Episode:
     short chat holding only the request and the response. A call that copies a worked example's
     arguments is rejected with a corrective observation.
 
+    ``tool_choice`` "required" (constrained mode; as OpenAI's ``tool_choice``): the first step must
+    be a call, for sets in which every request needs a tool; free text is parsed as written.
+
     ``prompt_format`` "chat" (free mode, no scaffold): the history is the tool-calling chat the
     student was trained on (:mod:`.chat_prompt`), ``render`` turns it into the prompt text that
     :meth:`request` hands out for a raw completion, and a reply is read by
@@ -105,9 +111,12 @@ class Episode:
     def __init__(self, record: dict, instruction: str, executor, *, mode: str = "free", max_steps: int = 3,
                  seed: int = 0, user_client: ChatModel | None = None, forced_first: tuple[str, dict] | None = None,
                  answer_after_success: bool = False, step_tokens: int = 120, system: str | None = None,
-                 scaffold: bool = False, prompt_format: str = "react", render: Renderer | None = None):
+                 scaffold: bool = False, prompt_format: str = "react", render: Renderer | None = None,
+                 tool_choice: str = "auto"):
         if mode not in ("free", "constrained"):
             raise ValueError(f"mode must be 'free' or 'constrained', got {mode!r}")
+        if tool_choice not in TOOL_CHOICES:
+            raise ValueError(f"tool_choice must be one of {TOOL_CHOICES}, got {tool_choice!r}")
         check_chat_options(prompt_format, mode, scaffold=scaffold, system=system)
         if prompt_format == "chat" and render is None:
             raise ValueError('prompt_format "chat" needs render (e.g. agents.chat_renderer(student_model))')
@@ -123,6 +132,9 @@ class Episode:
         self.errors = 0
         self.succeeded: set[tuple[str, str]] = set()
         self.schema = step_schema(record) if mode == "constrained" else None
+        # OpenAI's tool_choice="required": the first constrained step has no final-answer branch
+        self.first_schema = (step_schema(record, allow_final=False)
+                             if mode == "constrained" and tool_choice == "required" else self.schema)
         self.scaffold = scaffold and mode == "free"
         self.demos = demonstration_turns(record) if self.scaffold else []
         self.demo_calls = [parse_step(m["content"]) for m in self.demos if m["role"] == "assistant"]
@@ -153,7 +165,8 @@ class Episode:
             return ModelRequest(messages, None, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS,
                                                  "stop": ["Observation:"]})
         if self.schema is not None:
-            return ModelRequest(messages, self.schema, {"seed": self.seed + i, "max_tokens": self.step_tokens + 60})
+            schema = self.first_schema if i == 0 else self.schema
+            return ModelRequest(messages, schema, {"seed": self.seed + i, "max_tokens": self.step_tokens + 60})
         return ModelRequest(messages, None, {"seed": self.seed + i, "max_tokens": self.step_tokens,
                                              "stop": ["Observation:"]})
 

@@ -193,17 +193,18 @@ def missing_values(instruction: str, args: dict) -> list[str]:
 
 
 def typed_call(record: dict, rng: random.Random, *, optional_share: float = 0.5,
-               function: str | None = None) -> tuple[str, dict[str, Value]]:
+               function: str | None = None, examples_share: float = 0.0) -> tuple[str, dict[str, Value]]:
     """Call-first strategy, step 1, written by code: a function and typed, realistic values
     (:func:`toolalpaca_utils.values.sample_value`) for its required parameters and, each with
     probability ``optional_share``, its optional ones (``function``: that one, else a seeded
-    choice). Raises ValueError when the values break the schema (a pattern no generator meets):
-    the instance is rejected with that reason."""
+    choice; ``examples_share``: see :func:`~toolalpaca_utils.values.sample_value`). Raises
+    ValueError when the values break the schema (a pattern no generator meets): the instance is
+    rejected with that reason."""
     schemas = function_schemas(record_spec(record))
     name = function or rng.choice(sorted(schemas))
     schema = schemas[name]
     required = set(schema.get("required") or [])
-    values = {p: sample_value(p, s, rng) for p, s in (schema.get("properties") or {}).items()
+    values = {p: sample_value(p, s, rng, examples_share=examples_share) for p, s in (schema.get("properties") or {}).items()
               if p in required or rng.random() < optional_share}
     problems = validate_arguments(schema, {p: v.value for p, v in values.items()})
     if problems:

@@ -76,6 +76,8 @@ class ExploreConfig:
     imagine_tokens: int = 48                # budget of the request (or of the imagined call's JSON)
     phrase_temperature: float = 0.7
     step_tokens: int = 100
+    tool_choice: str = "auto"               # "required": a trial's first constrained step is a call
+    examples_share: float = 0.0             # typed imagination: share of values from the documentation's examples
     thought_chars: int = 80                 # bound of the thought in constrained steps
     memory_observation_chars: int = 160
     seed: int = 0
@@ -157,10 +159,11 @@ def trial_system_prompt(record: dict, episode_rows: Sequence[dict], cfg: Explore
     return system_prompt(shown, with_get_details=False) + ("\n\n" + stm if stm else "")
 
 
-def trial_step_schema(record: dict, cfg: ExploreConfig, function: str | None = None) -> dict:
+def trial_step_schema(record: dict, cfg: ExploreConfig, function: str | None = None, *,
+                      allow_final: bool = True) -> dict:
     """The JSON schema of a constrained trial step: a call of the tool's functions (only of the
-    explored one with function scope), or the final answer."""
-    schema = step_schema(record, with_get_details=False, thought_chars=cfg.thought_chars)
+    explored one with function scope), or (``allow_final``) the final answer."""
+    schema = step_schema(record, with_get_details=False, thought_chars=cfg.thought_chars, allow_final=allow_final)
     if function and cfg.trial_scope == "function":
         schema = {"anyOf": [b for b in schema["anyOf"]
                             if b["properties"].get("action", {}).get("const", function) == function]}
@@ -354,7 +357,7 @@ def run_trial(client, record: dict, episode: int, trial: int, episode_rows: Sequ
     row = _new_trial_row(record, episode, trial, episode_rows, earlier_rows, cfg, target, seed)
     try:
         if cfg.imagination == "typed":
-            _imagine_typed(record, target, seed, row)
+            _imagine_typed(record, target, seed, row, cfg)
         elif cfg.imagination == "call-first":
             messages = imagination_messages(record, target, episode_rows, earlier_rows, cfg)
             _imagine_call_first(client, messages, record, target, cfg, seed, row, tokens)
@@ -419,13 +422,13 @@ def _imagine_call_first(client, messages: list[dict], record: dict, function: st
         row["query_source"] = "template"
 
 
-def _imagine_typed(record: dict, function: str, seed: int, row: dict) -> None:
+def _imagine_typed(record: dict, function: str, seed: int, row: dict, cfg: ExploreConfig) -> None:
     """Imagination by code into ``row``, for a weak explorer: typed, realistic values of the
     target function (:func:`toolalpaca_utils.agents.typed_call`) said in a request from the bank
     of frames (:func:`toolalpaca_utils.agents.requests.bank_request`). The memories still shape
     the trial (its system turn), not the request."""
     rng = random.Random(seed)
-    function, values = typed_call(record, rng, function=function)
+    function, values = typed_call(record, rng, function=function, examples_share=cfg.examples_share)
     args = {k: v.value for k, v in values.items()}
     row["imagined_call"] = {"action": function, "args": args, "problems": []}
     row["query"], row["query_frame"] = bank_request(record, function, values, rng)
@@ -447,9 +450,11 @@ def _execute_trial(client, record: dict, query: str, system: str, cfg: ExploreCo
     """The trial proper: the shared ReAct episode on the request, executed for real."""
     episode = Episode(record, query, executor or HttpExecutor(), mode=cfg.mode, max_steps=cfg.max_steps,
                       seed=seed, user_client=None, answer_after_success=cfg.answer_after_success,
-                      step_tokens=cfg.step_tokens, system=system)
+                      step_tokens=cfg.step_tokens, system=system, tool_choice=cfg.tool_choice)
     if episode.schema is not None:  # constrained steps: no getDetails, the explored function, a short thought
         episode.schema = trial_step_schema(record, cfg, target)
+        episode.first_schema = (trial_step_schema(record, cfg, target, allow_final=False)
+                                if cfg.tool_choice == "required" else episode.schema)
     return drive(client, episode)
 
 

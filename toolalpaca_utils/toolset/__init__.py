@@ -36,13 +36,15 @@ Submodules (every public name is re-exported here, so ``toolset.X`` works for al
 - :mod:`.outcomes` — result types: attempts, per-entry outcomes, the run's result, the early-stop error;
 - :mod:`.generate` — one entry: its attempts and LLM calls;
 - :mod:`.runner` — many entries: :func:`build_toolset`, ``progress.jsonl`` and resume;
-- :mod:`.report` — tables and plots for the notebook.
+- :mod:`.report` — tables and plots for the notebook;
+- :mod:`.blueprints` — training tools written by code (:func:`blueprint_records`), next to the teacher's.
 """
 from __future__ import annotations
 
 # The modules look up openapi.build_spec & co. on the openapi module at call time, so patching
 # ``toolset.openapi.build_spec`` (as tests do) patches what the code calls.
 from .. import openapi
+from .blueprints import blueprint_records, draw_request, parse_blueprints
 from .config import GenerationConfig
 from .gates import (
     FUNCTION_GATES, GATES, MEDIA_IO_WORDS, PRE_LLM_GATES, RESERVED_NAMES, GateFailure, check_entry,
@@ -64,7 +66,7 @@ from .text import clean_introduction, norm, split_camel
 
 __all__ = [
     "openapi",
-    "GenerationConfig",
+    "GenerationConfig", "blueprint_records", "draw_request", "parse_blueprints",
     "FUNCTION_GATES", "GATES", "MEDIA_IO_WORDS", "PRE_LLM_GATES", "RESERVED_NAMES", "GateFailure", "check_entry",
     "check_function", "check_introduction", "dedupe_names", "screen_functions",
     "entry_key", "entry_seed", "generate_tool", "plain_entry",

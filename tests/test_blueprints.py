@@ -1,0 +1,100 @@
+"""Code-written training tools (toolset.blueprints): parsed, valid, unlike the real tools, and
+their calls and requests drawn by code say every value; tool_choice="required" in an episode."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from toolalpaca_utils.agents import Episode, instruction_problems, missing_values
+from toolalpaca_utils.openapi import function_schemas, record_spec, validate_arguments, validate_spec
+from toolalpaca_utils.realtools import real_tool_records
+from toolalpaca_utils.simulation import SimulationConfig, simulate
+from toolalpaca_utils.tools import load_toolset, save_toolset
+from toolalpaca_utils.toolset import blueprint_records, draw_request, parse_blueprints
+
+from doubles import ScriptedModel, fixed_executor
+
+
+@pytest.fixture(scope="module")
+def records():
+    return blueprint_records(100)
+
+
+def test_every_blueprint_is_a_valid_tool_with_three_or_four_functions(records):
+    assert len(records) == len(parse_blueprints()) >= 20
+    for r in records:
+        spec = record_spec(r)
+        assert validate_spec(spec) == [], r["Name"]
+        assert 2 <= len(r["Function_Projection"]) <= 4, r["Name"]
+        assert r["source"] == "blueprint" and set(r["blueprint"]) == set(r["Function_Projection"])
+        assert not any(ask in r["NLDocumentation"] for fn in r["blueprint"].values() for ask in fn["asks"])
+    assert sum(len(r["Function_Projection"]) >= 3 for r in records) >= 0.8 * len(records)
+
+
+def test_no_blueprint_function_is_a_real_tool_function(records):
+    """The real tools are the test set: none of their functions is trained on under its name."""
+    real = {f for r in real_tool_records() for f in r["Function_Projection"]}
+    assert not real & {f for r in records for f in r["Function_Projection"]}
+    assert not {r["Name"] for r in real_tool_records()} & {r["Name"] for r in records}
+
+
+def test_drawn_requests_are_schema_valid_and_say_every_value(records):
+    rng = random.Random(0)
+    frames = set()
+    for r in records:
+        schemas = function_schemas(record_spec(r))
+        for _ in range(8):
+            name, values, text, frame = draw_request(r, rng)
+            args = {k: v.value for k, v in values.items()}
+            assert validate_arguments(schemas[name], args) == [], (r["Name"], text, args)
+            assert missing_values(text, args) == [], (r["Name"], text, args)
+            assert instruction_problems(text, r, args) == [], (r["Name"], text)
+            assert "{" not in text and set(schemas[name]["required"]) <= set(args)
+            if "start_date" in args and "end_date" in args:
+                assert args["start_date"] <= args["end_date"], text
+            frames.add(frame)
+    assert len(frames) > 100  # many phrasings, none dominant
+
+
+def test_n_and_seed_choose_a_subset_and_zero_means_none():
+    assert blueprint_records(0) == []
+    a, b = blueprint_records(5, seed=1), blueprint_records(5, seed=1)
+    assert [r["Name"] for r in a] == [r["Name"] for r in b] and len(a) == 5
+
+
+def test_a_malformed_blueprint_line_is_named():
+    with pytest.raises(ValueError, match="parameter line not understood"):
+        parse_blueprints("## T | Cat | d.\nfindThings: Find things.\n  query* strin: What\n  ? Find {query} now.\n")
+    with pytest.raises(ValueError, match="must say"):
+        parse_blueprints("## T | Cat | d.\nfindThings: Find things.\n  query* string: What\n  ? Find some things now.\n")
+
+
+def test_blueprints_survive_the_toolset_files(records, tmp_path):
+    paths = save_toolset(records[:3], [], tmp_path)
+    back = load_toolset(tmp_path)
+    assert [r["blueprint"] for r in back] == [r["blueprint"] for r in records[:3]]
+    exported = json.loads(paths["export"].read_text())
+    assert all("blueprint" not in r for r in exported)  # a project field, not the ToolAlpaca format
+
+
+def test_simulation_uses_the_templates_for_blueprint_tools(records, tmp_path):
+    model = ScriptedModel(['{"thought": "done", "final_answer": "It is 12."}'])
+    cfg = SimulationConfig(instructions_per_tool=3, strategy="call-first", mode="constrained", n_eval_tools=1,
+                           values="typed", request_fallback="bank", executor="schema")
+    simulate(model, records[:3], cfg, out_dir=tmp_path, progress=False)
+    rows = [json.loads(line) for f in ("train.jsonl", "eval.jsonl") for line in (tmp_path / f).read_text().splitlines()]
+    assert rows and all(r["request_source"] == "blueprint" and "#" in r["request_frame"] for r in rows)
+    assert all(missing_values(r["instruction"], r["sampled_call"][1]) == [] for r in rows)
+
+
+def test_tool_choice_required_takes_the_answer_branch_out_of_the_first_step(records):
+    record = records[0]
+    first = Episode(record, "Find books about chess.", fixed_executor(200, "{}"), mode="constrained",
+                    tool_choice="required").request().schema
+    assert all("final_answer" not in b["properties"] for b in first["anyOf"])
+    auto = Episode(record, "Find books about chess.", fixed_executor(200, "{}"), mode="constrained").request().schema
+    assert any("final_answer" in b["properties"] for b in auto["anyOf"])
+    with pytest.raises(ValueError, match="tool_choice"):
+        Episode(record, "Find books about chess.", fixed_executor(200, "{}"), tool_choice="always")
