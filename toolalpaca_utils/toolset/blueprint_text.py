@@ -3,7 +3,8 @@
 Each tool: a header ``## Name | Category | description``, then per function a line
 ``name: summary``, parameter lines ``  name[*] type[ lo..hi]: description[ | enum: a, b][ | values: a; b]``
 (``*`` = required; ``values`` = realistic candidates where no generic generator knows the kind),
-response lines ``  -> field type: description`` and request lines ``  ? template`` whose
+response lines ``  -> field type: description[ | enum: a, b]`` (an array described "... with a, b
+and c" holds items with those fields) and request lines ``  ? template`` whose
 ``{slots}`` are parameters (every required parameter in every template).
 
 Written for this project. The domains are everyday API kinds of the public-apis catalogue;
@@ -49,7 +50,7 @@ searchMovies: Find films by words of their title.
 getMovieCast: Get the main cast of a film.
   title* string: The film's title | values: The Silent Harbor; Night Train; Blue Valley; The Last Orchard; Paper Moon; City of Glass
   limit integer 1..20: How many actors to return
-  -> cast array: Actors with the roles they played
+  -> cast array: Actors with actor and role
   ? Who acts in {title}?
   ? Name the top {limit} actors of {title}.
   ? Who was in the cast of {title}?
@@ -65,7 +66,7 @@ listMoviesByGenre: List well-rated films of a genre released in a given year.
 searchRecipes: Find recipes that use an ingredient.
   ingredient* string: An ingredient the recipe must use | values: chickpeas; salmon; mushrooms; lentils; spinach; chicken thighs; tofu; sweet potato
   cuisine string: The cuisine | enum: italian, mexican, indian, japanese, french, thai
-  -> recipes array: Recipes with name and cooking time
+  -> recipes array: Recipes with recipe and minutes
   ? What can I cook with {ingredient}?
   ? Find a {cuisine} recipe with {ingredient}.
   ? Give me recipes that use {ingredient}.
@@ -80,7 +81,7 @@ getRecipeNutrition: Get the calories and nutrients of one serving of a recipe.
 listRecipesByDiet: List quick recipes that fit a diet.
   diet* string: The diet | enum: vegan, vegetarian, gluten-free, keto, paleo
   max_minutes integer 10..90: Longest cooking time, in minutes
-  -> recipes array: Recipes with name and cooking time
+  -> recipes array: Recipes with recipe and minutes
   ? Show me {diet} recipes.
   ? Which {diet} dishes can I make in under {max_minutes} minutes?
   ? I need a {diet} recipe that takes at most {max_minutes} minutes.
@@ -90,14 +91,14 @@ getCurrentWeather: Get the weather right now in a city.
   city* string: Name of the city
   units string: Units of the figures | enum: metric, imperial
   -> temperature number: Temperature now
-  -> conditions string: Sky conditions, e.g. cloudy
+  -> conditions string: Sky conditions | enum: sunny, cloudy, rain, snow, fog, thunderstorm
   ? What's the weather like in {city} right now?
   ? How warm is it in {city} at the moment, in {units} units?
   ? Is it raining in {city} now?
 getForecast: Get the daily forecast for the next days in a city.
   city* string: Name of the city
   days integer 1..7: Number of days to forecast
-  -> days array: One entry per day with high, low and conditions
+  -> days array: Days with date, high, low and conditions
   ? What's the forecast for {city}?
   ? Give me the {days}-day forecast for {city}.
   ? Will it be sunny in {city} over the next {days} days?
@@ -114,7 +115,7 @@ getPastWeather: Get the weather recorded in a city on a past date.
 getFlightStatus: Get the status of a flight on a date.
   flight_number* string: Airline code and number | values: BA117; LH400; AF22; DL45; QF1; EK203; UA901; KL605
   date* string: Departure date, YYYY-MM-DD
-  -> status string: Scheduled, delayed, departed or landed
+  -> status string: Where the flight is | enum: scheduled, delayed, departed, landed, cancelled
   -> delay_minutes integer: Delay in minutes
   ? Is flight {flight_number} on time on {date}?
   ? What is the status of {flight_number} on {date}?
@@ -123,14 +124,14 @@ searchFlights: Find flights between two airports on a date.
   origin_airport* string: IATA code of the departure airport
   destination_airport* string: IATA code of the arrival airport
   date* string: Departure date, YYYY-MM-DD
-  -> flights array: Flights with number, departure and arrival times
+  -> flights array: Flights with flight_number, departure_time and arrival_time
   ? Find flights from {origin_airport} to {destination_airport} on {date}.
   ? Which flights go from {origin_airport} to {destination_airport} on {date}?
   ? I need to fly {origin_airport} to {destination_airport} on {date}, what are my options?
 listDepartures: List the next departures from an airport.
   airport* string: IATA code of the airport
   limit integer 1..20: How many departures to return
-  -> departures array: Departures with flight number, destination and time
+  -> departures array: Departures with flight_number, destination_airport and departure_time
   ? What are the next departures from {airport}?
   ? Show the next {limit} flights leaving {airport}.
   ? Which flights leave {airport} soon?
@@ -147,13 +148,13 @@ getPriceHistory: Get the daily closing prices of a stock between two dates.
   symbol* string: The stock's ticker symbol | values: AAPL; MSFT; TSLA; NVDA; AMZN; KO; SAP; TM
   start_date* string: First day, YYYY-MM-DD
   end_date* string: Last day, YYYY-MM-DD
-  -> prices array: One closing price per trading day
+  -> prices array: Trading days with date and close
   ? Show {symbol}'s closing prices from {start_date} to {end_date}.
   ? How did {symbol} move between {start_date} and {end_date}?
 listTopMovers: List the stocks that moved most today on an exchange.
   exchange* string: The exchange | enum: NYSE, NASDAQ, LSE, TSE, XETRA
   limit integer 1..20: How many stocks to return
-  -> movers array: Stocks with symbol and change in percent
+  -> movers array: Stocks with symbol and change_percent
   ? Which stocks moved most on the {exchange} today?
   ? Show the top {limit} movers on {exchange}.
   ? What are today's biggest gainers on the {exchange}?
@@ -170,7 +171,7 @@ searchNews: Find news articles about a topic.
 listHeadlines: List today's top headlines of a country.
   country* string: Two-letter ISO 3166 code of the country
   category string: The section | enum: business, sports, science, health, technology, politics
-  -> headlines array: Headlines with source
+  -> headlines array: Headlines with headline, source and date
   ? What are today's headlines in {country}?
   ? Show the top {category} headlines in {country}.
   ? What's in the news in {country} today?
@@ -200,7 +201,7 @@ getChart: Get a country's current music chart.
 searchJobs: Find open positions for a job title in a city.
   job_title* string: The job title
   city* string: Name of the city
-  -> jobs array: Offers with company, title and salary range
+  -> jobs array: Offers with company, job_title and salary
   ? Are there any {job_title} jobs in {city}?
   ? Find {job_title} openings in {city}.
   ? I'm looking for work as a {job_title} in {city}.
@@ -208,13 +209,13 @@ getSalaryEstimate: Get the typical yearly salary of a job in a city.
   job_title* string: The job title
   city* string: Name of the city
   -> median_salary number: Median yearly salary
-  -> currency string: Currency of the figures
+  -> currency string: ISO 4217 code of the currency
   ? How much does a {job_title} earn in {city}?
   ? What is the typical salary of a {job_title} in {city}?
 listCompanyJobs: List the open positions of a company.
   company* string: The company's name
   limit integer 1..20: How many offers to return
-  -> jobs array: Offers with title and city
+  -> jobs array: Offers with job_title and city
   ? Is {company} hiring at the moment?
   ? Show {limit} open positions at {company}.
   ? What jobs does {company} have open?
@@ -231,14 +232,14 @@ getFoodNutrients: Get the nutrients of an amount of a food.
 compareFoods: Compare the nutrients of two foods, per 100 grams.
   first_food* string: The first food | values: banana; oats; almonds; brown rice; cheddar cheese; avocado
   second_food* string: The second food | values: apple; quinoa; walnuts; white rice; mozzarella; eggs
-  -> difference object: Calories, protein, fat and sugar of each
+  -> foods array: Both foods with food, calories, protein_grams and sugar_grams
   ? Which is healthier, {first_food} or {second_food}?
   ? Compare {first_food} with {second_food}.
   ? Does {first_food} have more protein than {second_food}?
 listFoodsRichIn: List the foods richest in a nutrient.
   nutrient* string: The nutrient | enum: protein, fiber, iron, calcium, vitamin C, potassium
   limit integer 1..20: How many foods to return
-  -> foods array: Foods with the amount per 100 grams
+  -> foods array: Foods with food and grams_per_100g
   ? Which foods are rich in {nutrient}?
   ? Give me the top {limit} foods for {nutrient}.
   ? What should I eat to get more {nutrient}?
@@ -260,7 +261,7 @@ getArtworkDetails: Get the details of an artwork from its collection number.
 listArtistsByCountry: List the best-known artists of a country.
   country* string: Two-letter ISO 3166 code of the country
   born_after integer 1400..1990: Only artists born after this year
-  -> artists array: Artists with years of birth and death
+  -> artists array: Artists with artist, birth_year and death_year
   ? Which famous painters come from {country}?
   ? List artists from {country} born after {born_after}.
   ? Who are the best-known artists of {country}?
@@ -305,7 +306,7 @@ getUniversityRanking: Get a university's world ranking in a year.
 listProgrammes: List the degree programmes of a university in a subject.
   university* string: The university's name | values: University of Oslo; Kyoto University; McGill University; ETH Zurich; University of Cape Town; Seoul National University
   subject* string: The subject | enum: computer science, medicine, law, economics, physics, architecture
-  -> programmes array: Programmes with degree and length
+  -> programmes array: Programmes with degree and years
   ? Does {university} offer {subject}?
   ? Which {subject} degrees does {university} have?
 
@@ -321,28 +322,28 @@ compareCountries: Compare one indicator of two countries in a year.
   first_country* string: Two-letter ISO 3166 code of the first country
   second_country* string: Two-letter ISO 3166 code of the second country
   indicator* string: The indicator | enum: population, gdp, life expectancy, literacy rate, co2 emissions
-  -> values object: The indicator of each country
+  -> values array: Both countries with country and value
   ? Compare the {indicator} of {first_country} and {second_country}.
   ? Which has the higher {indicator}, {first_country} or {second_country}?
 listIndicatorTrend: Get an indicator of a country for every year of a range.
   country* string: Two-letter ISO 3166 code of the country
   indicator* string: The indicator | enum: population, gdp, life expectancy, literacy rate, co2 emissions
   start_year* integer 1990..2015: First year
-  -> series array: Years with the value
+  -> series array: Years with year and value
   ? How has {country}'s {indicator} changed since {start_year}?
   ? Show the {indicator} of {country} from {start_year} on.
 
 ## Wordsmith | Dictionaries | Definitions, synonyms and translations of words.
 getDefinition: Get the definitions of a word.
   word* string: The word | values: serendipity; ephemeral; resilient; candid; meticulous; ubiquitous; benevolent; pragmatic
-  -> definitions array: Definitions with part of speech
+  -> definitions array: Definitions with definition and part_of_speech
   ? What does {word} mean?
   ? Define the word {word}.
   ? What is the meaning of the word {word}?
 getSynonyms: Get words with the same meaning as a word.
   word* string: The word | values: happy; fast; difficult; beautiful; important; angry; smart; quiet
   limit integer 1..20: How many synonyms to return
-  -> synonyms array: The synonyms
+  -> synonyms array: Synonyms with word and register
   ? What's another word for {word}?
   ? Give me {limit} synonyms of {word}.
   ? Which words mean the same as {word}?
@@ -359,7 +360,7 @@ searchHotels: Find hotels with free rooms in a city.
   city* string: Name of the city
   check_in_date* string: Arrival date, YYYY-MM-DD
   nights integer 1..14: Number of nights
-  -> hotels array: Hotels with name, stars and price per night
+  -> hotels array: Hotels with hotel, stars and price_per_night
   ? Find a hotel in {city} from {check_in_date}.
   ? I need a room in {city} for {nights} nights starting {check_in_date}.
   ? Which hotels in {city} are free on {check_in_date}?
@@ -373,7 +374,7 @@ getCityPrices: Get the average hotel price in a city for a month.
   city* string: Name of the city
   month* string: The month | enum: January, April, July, October, December
   -> average_price number: Average price per night
-  -> currency string: Currency of the price
+  -> currency string: ISO 4217 code of the currency
   ? How expensive are hotels in {city} in {month}?
   ? What does a night in {city} cost in {month}?
 
@@ -381,8 +382,8 @@ getCityPrices: Get the average hotel price in a city for a month.
 trackParcel: Get where a parcel is now.
   tracking_number* string: The parcel's tracking number | values: 1Z999AA10123456784; JD014600006281; 00340434161094042557; LX123456789DE; RR987654321CN
   carrier string: The carrier | enum: ups, dhl, fedex, usps, royal-mail
-  -> status string: Where the parcel is
-  -> expected_delivery string: Expected delivery date
+  -> status string: Where the parcel is | enum: label created, in transit, out for delivery, delivered, held at customs
+  -> expected_delivery_date string: Expected delivery date
   ? Where is my parcel {tracking_number}?
   ? Track the {carrier} package {tracking_number}.
   ? When will parcel {tracking_number} arrive?
@@ -397,7 +398,7 @@ quoteShipping: Get the price of sending a parcel between two countries.
 listPickupPoints: List parcel pickup points near a postcode.
   postcode* string: The postcode
   country* string: Two-letter ISO 3166 code of the country
-  -> points array: Pickup points with address and opening hours
+  -> points array: Pickup points with address and opening_hours
   ? Where can I pick up parcels near {postcode} in {country}?
   ? List pickup points around {postcode}, {country}.
 
@@ -405,7 +406,7 @@ listPickupPoints: List parcel pickup points near a postcode.
 getAirQuality: Get the current air quality index of a city.
   city* string: Name of the city
   -> aqi integer: Air quality index
-  -> main_pollutant string: The pollutant that drives the index
+  -> main_pollutant string: The pollutant that drives the index | enum: PM2.5, PM10, ozone, NO2, SO2
   ? How clean is the air in {city}?
   ? What's the air quality in {city} today?
   ? Is the air in {city} safe to go jogging?
@@ -413,14 +414,14 @@ getPollenForecast: Get the pollen levels of a city on a date.
   city* string: Name of the city
   date* string: The date, YYYY-MM-DD
   pollen string: The pollen | enum: grass, birch, ragweed, olive
-  -> level string: Low, moderate, high or very high
+  -> level string: The pollen level | enum: low, moderate, high, very high
   ? Will the pollen be bad in {city} on {date}?
   ? What's the {pollen} pollen level in {city} on {date}?
 getPollutionHistory: Get a city's daily air quality between two dates.
   city* string: Name of the city
   start_date* string: First day, YYYY-MM-DD
   end_date* string: Last day, YYYY-MM-DD
-  -> days array: Days with the air quality index
+  -> days array: Days with date and aqi
   ? How was the air in {city} between {start_date} and {end_date}?
   ? Show {city}'s air quality from {start_date} to {end_date}.
 
@@ -429,13 +430,13 @@ searchEvents: Find events in a city on a date.
   city* string: Name of the city
   date* string: The date, YYYY-MM-DD
   category string: The kind of event | enum: concert, festival, theatre, sports, exhibition
-  -> events array: Events with name, venue and time
+  -> events array: Events with event, venue and time
   ? What's on in {city} on {date}?
   ? Are there any {category} events in {city} on {date}?
   ? Find something to do in {city} on {date}.
 getEventTickets: Get the ticket prices of an event.
   event_id* integer 1000..99999: The event's id
-  -> prices array: Ticket categories with price
+  -> prices array: Ticket categories with category and price
   ? How much are tickets for event {event_id}?
   ? What do tickets to event {event_id} cost?
 listArtistTour: List the upcoming concerts of an artist.
@@ -450,7 +451,7 @@ listArtistTour: List the upcoming concerts of an artist.
 listModels: List the models a car maker sold in a year.
   make* string: The car maker | values: Toyota; Volkswagen; Ford; Honda; BMW; Hyundai; Renault; Volvo
   year* integer 1995..2024: The model year
-  -> models array: Models with body type
+  -> models array: Models with model and body_type
   ? Which models did {make} sell in {year}?
   ? List the {year} {make} models.
 getFuelEconomy: Get the fuel consumption of a car model.
@@ -508,7 +509,7 @@ getCoinHistory: Get the price of a coin on a past date.
 listTopCoins: List the largest coins by market value.
   limit integer 1..20: How many coins to return
   currency string: Three-letter ISO 4217 code of the currency to price in
-  -> coins array: Coins with price and market value
+  -> coins array: Coins with coin, price and market_value
   ? Which are the {limit} biggest cryptocurrencies?
   ? List the largest coins by market value in {currency}.
   ? Show the top {limit} coins priced in {currency}.

@@ -57,7 +57,9 @@ def _functions(lines: list[str]) -> list[dict]:
         elif line.startswith("  -> "):
             field, _, desc = line[5:].partition(": ")
             fname, ftype = field.split()
-            functions[-1]["output"]["properties"].append({"name": fname, "type": ftype, "description": desc})
+            desc, _, enum = desc.partition(" | enum: ")
+            functions[-1]["output"]["properties"].append({"name": fname, "type": ftype, "description": desc,
+                                                          **({"enum": enum.split(", ")} if enum else {})})
         elif line.startswith("  ? "):
             functions[-1]["asks"].append(line[4:])
         else:
@@ -109,6 +111,7 @@ def blueprint_record(tool: dict) -> dict:
                 p = bounds.get((op["operationId"], par["name"]))
                 if p:
                     par["schema"].update(minimum=p["minimum"], maximum=p["maximum"])
+    _add_item_fields(spec, {fn["name"]: fn["output"]["properties"] for fn in tool["functions"]})
     intro = f"The {tool['name']} API: {tool['description']}"
     record = record_from_spec(spec, name=tool["name"], description=tool["description"], category=tool["category"],
                               introduction=intro, source=SOURCE)
@@ -116,6 +119,33 @@ def blueprint_record(tool: dict) -> dict:
                                         "values": {p["name"]: p["values"] for p in fn["parameters"] if "values" in p}}
                            for fn in tool["functions"]}
     return record
+
+
+_NUMBER_FIELDS = {  # an item field whose name holds one of these words is a number of that type
+    "year": "integer", "position": "integer", "stars": "integer", "aqi": "integer", "minutes": "integer",
+    "high": "number", "low": "number", "close": "number", "calories": "number", "grams": "number",
+    "change": "number", "market_value": "number", "rating": "number", "price": "number", "points": "number",
+    "score": "number", "magnitude": "number", "distance": "number", "value": "number", "amount": "number",
+}
+
+
+def _add_item_fields(spec: dict, fn_outputs: dict[str, list[dict]]) -> None:
+    """An array output described "... with title, author and year" gets items with those fields,
+    so the simulated response (:func:`~toolalpaca_utils.agents.responses.fill`) holds books with
+    a title, an author and a year rather than anonymous records; an output's enum is kept."""
+    for item in spec["paths"].values():
+        for op in item.values():
+            schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+            for out in fn_outputs.get(op["operationId"], []):
+                if out.get("enum"):
+                    schema["properties"][out["name"]]["enum"] = out["enum"]
+            for prop in schema["properties"].values():
+                m = re.search(r"\bwith (.+)$", prop.get("description", ""))
+                if prop.get("type") != "array" or not m:
+                    continue
+                names = [n.strip().replace(" ", "_") for n in re.split(r",|\band\b", m[1].rstrip(".")) if n.strip()]
+                prop["items"] = {"type": "object", "properties": {
+                    n: {"type": next((t for k, t in _NUMBER_FIELDS.items() if k in n), "string")} for n in names}}
 
 
 def blueprint_records(n: int, seed: int = 0) -> list[dict]:
