@@ -39,7 +39,9 @@ CONDITIONS = {  # name: the SimulationConfig fields that switch one lever off
     "one request template": {"request_fallback": "template"},
     "responses by the teacher": {"executor": "llm"},
     "answers unchecked": {"answers": "teacher"},
+    "teacher's tools only": {},  # the all-levers corpus without the tools written by code (training split)
 }
+DROP_SOURCE = {"teacher's tools only": "blueprint"}
 METRICS = ("well_formed", "api_match", "argument_match", "overall")
 
 
@@ -47,22 +49,47 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS))
-    ap.add_argument("--tools", type=int, default=0, help="catalogue tools to simulate (0: all of the toolset)")
+    ap.add_argument("--tools", type=int, default=0, help="teacher-written catalogue tools to simulate, next to every "
+                    "tool written by code (0: all of the toolset)")
     ap.add_argument("--per-tool", type=int, default=12, help="instances per tool")
     ap.add_argument("--eval-tools", type=int, default=7, help="tools held out (unseen simulated set)")
     ap.add_argument("--steps", type=int, default=120, help="optimizer steps per training run")
     ap.add_argument("--real", type=int, default=30, help="real-tool items (tool-balanced subset)")
     ap.add_argument("--simulated", type=int, default=21, help="unseen simulated items")
     ap.add_argument("--decoding", nargs="+", default=["constrained"], choices=["free", "constrained"])
+    ap.add_argument("--tool-choice", default="required", choices=["auto", "required"],
+                    help="constrained decoding's first step (the cpu profile's 04 setting: required)")
     ap.add_argument("--out", type=Path, default=Path("runs/levers"))
     return ap.parse_args()
 
 
 def corpus(teacher, tools: list[dict], args, condition: str, seed: int) -> Path:
-    out = args.out / f"seed{seed}" / condition.replace(" ", "-") / "corpus"
+    if condition in DROP_SOURCE:  # same tools, same split: the training rows of the other tools only
+        return without_source(corpus(teacher, tools, args, "all levers", seed), DROP_SOURCE[condition],
+                              args.out / f"seed{seed}" / _slug(condition) / "corpus")
+    out = args.out / f"seed{seed}" / _slug(condition) / "corpus"
     cfg = SimulationConfig(instructions_per_tool=args.per_tool, n_eval_tools=args.eval_tools, seed=seed,
                            **CONDITIONS[condition])
     simulate(teacher, tools, cfg, out_dir=out, progress=False)
+    return out
+
+
+def _slug(condition: str) -> str:
+    return condition.replace(" ", "-").replace("'", "")
+
+
+def without_source(corpus_dir: Path, source: str, out: Path) -> Path:
+    """A copy of ``corpus_dir`` whose train split leaves out the tools of ``source``."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    dropped = {t["Name"] for t in json.loads((corpus_dir / "tools.json").read_text()) if t.get("source") == source}
+    for name in ("tools.json", "eval.jsonl", "rejects.jsonl"):
+        if (corpus_dir / name).exists():
+            shutil.copy(corpus_dir / name, out / name)
+    rows = [line for line in (corpus_dir / "train.jsonl").read_text().splitlines()
+            if line.strip() and json.loads(line)["tool"] not in dropped]
+    (out / "train.jsonl").write_text("\n".join(rows) + "\n")
     return out
 
 
@@ -81,7 +108,7 @@ def run_one(teacher, tools, real_set, args, condition: str, seed: int) -> list[d
     sets = {"real": real_set, "simulated": (spread_over_tools(sim_items, args.simulated), sim_records)}
     runs, _ = evaluate_grid("smollm2-135m-instruct", {"fine-tuned": adapter}, sets,
                             out_dir=corpus_dir.parent / "evaluation", teacher=teacher, decodings=args.decoding,
-                            progress=False, replicas=2)
+                            progress=False, replicas=2, tool_choice=args.tool_choice)
     minutes = round((time.perf_counter() - started) / 60, 1)
     return [{"condition": condition, "seed": seed, "set": set_name, "decoding": run.name.split(" · ")[1],
              "minutes": minutes, **{m: run.summary()[m] for m in METRICS}} for set_name, run in runs]
@@ -90,7 +117,8 @@ def run_one(teacher, tools, real_set, args, condition: str, seed: int) -> list[d
 def main() -> None:
     args = parse_args()
     tools = [t for t in load_toolset(require_stage("cpu", "toolset")) if t.get("source") != "real"]
-    tools = tools[:args.tools] if args.tools else tools
+    by_teacher = [t for t in tools if t.get("source") != "blueprint"]
+    tools = (by_teacher[:args.tools] if args.tools else by_teacher) + [t for t in tools if t.get("source") == "blueprint"]
     rows = []
     with serve_realtools() as url, open_chat("embedded", "smollm2-135m-instruct", replicas=2,
                                               cache_dir=args.out / "llm-cache") as teacher:
