@@ -165,8 +165,8 @@ class SteParams(Common):
     imagination: str = p("typed", "typed (code: values and a request frame) | call-first (model values) | query (paper)")
     examples_share: float = p(0.0, "typed imagination: share of string values taken from the examples the "
                               "parameter's documentation quotes (e.g. 'LHR'); 0 = none")
-    tool_choice: str = p("auto", 'exploration, constrained: "required" = a trial\'s first step is a call (as '
-                         "OpenAI's tool_choice); auto = it may answer at once", choices=("auto", "required"))
+    tool_choice: str = p("auto", 'constrained exploration and evaluation: "required" = the first step is a call '
+                         "(as OpenAI's tool_choice); auto = it may answer at once", choices=("auto", "required"))
     short_term_memory: bool = p(True, "earlier trials of the episode in the prompt")
     long_term_memory: bool = p(True, "earlier episodes' requests in the prompt")
     reflection: bool = p(True, "the explorer judges its own trial")
@@ -179,6 +179,8 @@ class SteParams(Common):
     eval_per_tool: int = p(3, "single-call items of the real-tool eval set per tool (0 = all)")
     eval_max_turns: int = p(1, "STE scores the first predicted call")
     eval_step_tokens: int = p(64, "every evaluated model's reply is cut here (the call fits)")
+    eval_mode: str = p("free", "free (ReAct text, as STE decodes) | constrained (each step under the tool's JSON "
+                       "schema, with tool_choice)", choices=("free", "constrained"))
     student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
     ft_epochs: float = p(2.0, "fine-tuning passes over the distilled examples")
     ft_learning_rate: float = p(1e-3, "fine-tuning learning rate")

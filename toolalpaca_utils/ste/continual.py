@@ -80,7 +80,8 @@ def continual_learning(records: dict[str, dict], examples: Sequence[dict], items
                        base_model: str, student, out_dir: str | Path, replay_fraction: float = 0.1,
                        conditions: Sequence[str] = ("no replay", "replay"), max_steps_eval: int = 1,
                        seed: int = 0, progress: bool = False, eval_scope: str = "seen",
-                       eval_max_tokens: int | None = None, **train_params) -> ContinualResult:
+                       eval_max_tokens: int | None = None, eval_options: dict | None = None,
+                       **train_params) -> ContinualResult:
     """Train round by round (round r = batch r of the tools, numbered from 1) and evaluate after
     every round on the eval items of the batches seen so far (``eval_scope="all"``: of every
     batch). Each round continues from the previous round's model of its condition: ``base_model``
@@ -89,7 +90,9 @@ def continual_learning(records: dict[str, dict], examples: Sequence[dict], items
     adapters, not a model: one model is in memory at a time (:func:`_round_start`), so a 7B
     student fits where a copy per condition would not. A round's model is served by ``student``
     (:class:`~toolalpaca_utils.llm.Student`) as the stack of its rounds' adapters.
-    Round 1 is the same for every condition (nothing to replay yet): trained and evaluated once."""
+    Round 1 is the same for every condition (nothing to replay yet): trained and evaluated once.
+    ``eval_options`` go to every round's :func:`~toolalpaca_utils.evaluation.evaluate` (e.g. ``mode``
+    and ``tool_choice``)."""
     if eval_scope not in ("seen", "all"):
         raise ValueError(f"eval_scope must be 'seen' or 'all', got {eval_scope!r}")
     train_params = {**train_params, "seed": train_params.get("seed", seed)}
@@ -114,7 +117,8 @@ def continual_learning(records: dict[str, dict], examples: Sequence[dict], items
                 seen = {t for ts in batches[:r] for t in ts}
                 todo = [it for it in items if eval_scope == "all" or it.tool in seen]
                 run = _evaluate_round(student, adapters[cond], todo, records, name=f"{cond} r{r}",
-                                      max_steps=max_steps_eval, max_tokens=eval_max_tokens, progress=progress)
+                                      max_steps=max_steps_eval, max_tokens=eval_max_tokens, progress=progress,
+                                      options=eval_options)
                 shared = shared or (adapters[cond], run, info)
             result.trainings.append(info)
             result.runs[(cond, r)] = run
@@ -163,12 +167,12 @@ def _release_memory() -> None:
 
 
 def _evaluate_round(student, adapters: list, items, records, *, name: str, max_steps: int, max_tokens: int | None,
-                    progress: bool):
+                    progress: bool, options: dict | None = None):
     from ..evaluation import evaluate
 
     with student.serve(adapters, name="ste-" + name.replace(" ", "-")) as chat:
         model = TokenCap(chat, max_tokens) if max_tokens else chat
-        return evaluate(model, items, records, name=name, max_steps=max_steps, progress=progress)
+        return evaluate(model, items, records, name=name, max_steps=max_steps, progress=progress, **(options or {}))
 
 
 def _batch_rows(run, batches: Sequence[Sequence[str]], cond: str, r: int) -> list[dict]:
