@@ -12,6 +12,12 @@ optimizer steps so every condition trains alike), and evaluates the fine-tuned s
 
     python benchmarks/corpus_levers.py [--seeds 0 1] [--tools 0] [--per-tool 12] [--steps 120]
                                        [--real 30] [--simulated 21] [--decoding constrained]
+                                       [--tool-choice required auto] [--from-book]
+
+With ``--from-book`` the all-levers condition is the cpu book's own run (notebooks 02 and 03), so
+a quick ablation of the code-written tools is one training run:
+``python benchmarks/corpus_levers.py --from-book --seeds 0 --steps 0 --per-tool 8
+--conditions "all levers" "teacher's tools only" --tool-choice required auto``.
 
 Every stage resumes (corpus rows, the training run, evaluation rows) under ``--out``
 (default ``runs/levers``), so an interrupted benchmark continues where it stopped. Nothing here
@@ -57,13 +63,18 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--real", type=int, default=30, help="real-tool items (tool-balanced subset)")
     ap.add_argument("--simulated", type=int, default=21, help="unseen simulated items")
     ap.add_argument("--decoding", nargs="+", default=["constrained"], choices=["free", "constrained"])
-    ap.add_argument("--tool-choice", default="required", choices=["auto", "required"],
+    ap.add_argument("--tool-choice", nargs="+", default=["required"], choices=["auto", "required"],
                     help="constrained decoding's first step (the cpu profile's 04 setting: required)")
+    ap.add_argument("--from-book", action="store_true",
+                    help="'all levers' is the cpu book's own corpus and adapter (notebooks 02 and 03; seed 0): "
+                         "nothing simulated or trained again for it")
     ap.add_argument("--out", type=Path, default=Path("runs/levers"))
     return ap.parse_args()
 
 
 def corpus(teacher, tools: list[dict], args, condition: str, seed: int) -> Path:
+    if args.from_book and condition == "all levers":
+        return require_stage("cpu", "simulation")
     if condition in DROP_SOURCE:  # same tools, same split: the training rows of the other tools only
         return without_source(corpus(teacher, tools, args, "all levers", seed), DROP_SOURCE[condition],
                               args.out / f"seed{seed}" / _slug(condition) / "corpus")
@@ -93,7 +104,9 @@ def without_source(corpus_dir: Path, source: str, out: Path) -> Path:
     return out
 
 
-def train(corpus_dir: Path, args, seed: int) -> Path:
+def train(corpus_dir: Path, args, seed: int, condition: str) -> Path:
+    if args.from_book and condition == "all levers":
+        return require_stage("cpu", "training") / "adapter"
     params = {**profile_parameters("cpu"), "max_steps": args.steps, "seed": seed}
     result = run_training("cpu", corpus=corpus_dir, out=corpus_dir.parent / "training", **params)
     return Path(result.adapter_dir)
@@ -103,15 +116,19 @@ def run_one(teacher, tools, real_set, args, condition: str, seed: int) -> list[d
     started = time.perf_counter()
     corpus_dir = corpus(teacher, tools, args, condition, seed)
     shared = corpus(teacher, tools, args, "all levers", seed)  # the same unseen simulated items for all
-    adapter = train(corpus_dir, args, seed)
+    adapter = train(corpus_dir, args, seed, condition)
     sim_items, sim_records = items_from_corpus(shared)
     sets = {"real": real_set, "simulated": (spread_over_tools(sim_items, args.simulated), sim_records)}
-    runs, _ = evaluate_grid("smollm2-135m-instruct", {"fine-tuned": adapter}, sets,
-                            out_dir=corpus_dir.parent / "evaluation", teacher=teacher, decodings=args.decoding,
-                            progress=False, replicas=2, tool_choice=args.tool_choice)
+    where = args.out / f"seed{seed}" / _slug(condition)
+    rows = []
+    for choice in args.tool_choice:
+        runs, _ = evaluate_grid("smollm2-135m-instruct", {"fine-tuned": adapter}, sets,
+                                out_dir=where / f"evaluation-{choice}", teacher=teacher, decodings=args.decoding,
+                                progress=False, replicas=2, tool_choice=choice)
+        rows += [{"condition": condition, "seed": seed, "set": set_name, "decoding": run.name.split(" · ")[1],
+                  "tool_choice": choice, **{m: run.summary()[m] for m in METRICS}} for set_name, run in runs]
     minutes = round((time.perf_counter() - started) / 60, 1)
-    return [{"condition": condition, "seed": seed, "set": set_name, "decoding": run.name.split(" · ")[1],
-             "minutes": minutes, **{m: run.summary()[m] for m in METRICS}} for set_name, run in runs]
+    return [{**r, "minutes": minutes} for r in rows]
 
 
 def main() -> None:
@@ -135,7 +152,7 @@ def report(rows: list[dict]) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    table = frame.groupby(["set", "decoding", "condition"])[list(METRICS)].agg(["mean", "std"]).round(1)
+    table = frame.groupby(["set", "decoding", "tool_choice", "condition"])[list(METRICS)].agg(["mean", "std"]).round(1)
     print(table.to_string())
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "corpus_levers.json").write_text(json.dumps(rows, indent=1))

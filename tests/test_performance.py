@@ -34,3 +34,18 @@ def test_page_without_any_results(tmp_path):
     text = page.read_text()
     assert text.count("not run") == len(performance.BENCHMARKS) and "![" not in text
     assert not (tmp_path / "executed" / "performance.png").exists()
+
+
+def test_the_levers_table_is_the_benchmarks_rows_averaged_over_seeds(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    page = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results)
+    assert "## Corpus levers" in page.read_text() and "Not run: `python benchmarks/corpus_levers.py`" in page.read_text()
+    row = {"set": "real", "decoding": "constrained", "tool_choice": "required", "condition": "all levers",
+           "well_formed": 90.0, "api_match": 30.0, "argument_match": 10.0, "overall": 5.0}
+    rows = [row, {**row, "seed": 1, "overall": 15.0}, {**row, "condition": "teacher's tools only", "overall": 2.0}]
+    (results / "corpus_levers.json").write_text(json.dumps(rows))
+    text = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results).read_text()
+    assert "| real | constrained | required | all levers | 2 | 90.0 | 30.0 | 10.0 | 10.0 |" in text
+    assert "| real | constrained | required | teacher's tools only | 1 | 90.0 | 30.0 | 10.0 | 2.0 |" in text
+    assert text.index("## Corpus levers") < text.index("## Notebook run times")

@@ -128,6 +128,29 @@ def render_page(summaries: dict[str, dict | None], timings_table: Sequence[str],
     return "\n".join(lines)
 
 
+LEVER_METRICS = ("well_formed", "api_match", "argument_match", "overall")
+
+
+def levers_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
+    """The corpus-levers ablation (``benchmarks/corpus_levers.py``'s rows, mean over seeds) as
+    Markdown lines; a line saying it was not run when its JSON is missing or unreadable."""
+    lines = ["## Corpus levers", "",
+             "The fine-tuned student with one lever of the cpu corpus switched off at a time "
+             "(`benchmarks/corpus_levers.py`; % of items, mean over seeds).", ""]
+    try:
+        rows = json.loads((Path(results_dir) / "corpus_levers.json").read_text())
+        keys = [(r["set"], r["decoding"], r.get("tool_choice", "auto"), r["condition"]) for r in rows]
+    except (OSError, ValueError, KeyError, TypeError):
+        return lines + ["Not run: `python benchmarks/corpus_levers.py` (see its docstring for a quick variant).", ""]
+    lines += ["| set | decoding | tool_choice | condition | seeds | " + " | ".join(LEVER_METRICS) + " |",
+              "|---|---|---|---|---:|" + "---:|" * len(LEVER_METRICS)]
+    for key in dict.fromkeys(keys):
+        group = [r for r, k in zip(rows, keys) if k == key]
+        means = [round(sum(r[m] for r in group) / len(group), 1) for m in LEVER_METRICS]
+        lines.append("| " + " | ".join(key) + f" | {len(group)} | " + " | ".join(map(str, means)) + " |")
+    return lines + [""]
+
+
 def write_page(executed_dir: Path | str, timings_table: Sequence[str],
                results_dir: Path | str = RESULTS_DIR) -> Path:
     """Write ``performance.md`` (and ``performance.png`` when a benchmark ran) into ``executed_dir``."""
@@ -136,5 +159,7 @@ def write_page(executed_dir: Path | str, timings_table: Sequence[str],
     summaries = load_summaries(results_dir)
     image = plot_ratios(summaries, executed_dir / "performance.png")
     page = executed_dir / "performance.md"
-    page.write_text(render_page(summaries, timings_table, image.name if image else None))
+    text = render_page(summaries, timings_table, image.name if image else None)
+    head, sep, tail = text.partition("## Notebook run times")
+    page.write_text(head + "\n".join(levers_section(results_dir)) + "\n" + sep + tail)
     return page
