@@ -47,8 +47,8 @@ def build_spec(
     """Assemble an OpenAPI 3.0 spec from function dicts.
 
     A function dict is ``{"name", "description", "method"?, "parameters": [{"name", "type",
-    "required", "description", "enum"?}], "output": {"description", "properties"?:
-    [{"name","type","description"}]}}``. GET functions take query parameters; POST/PUT/PATCH
+    "required", "description", "enum"?, "minimum"?, "maximum"?}], "output": {"description",
+    "properties"?: [{"name","type","description", "enum"?, "items"?}]}}``. GET functions take query parameters; POST/PUT/PATCH
     functions take a JSON body, as REST APIs do.
     """
     paths: dict[str, dict] = {}
@@ -59,13 +59,7 @@ def build_spec(
         path = "/" + _kebab(fn["name"])
         params_schema = {"type": "object", "properties": {}, "required": []}
         for p in fn.get("parameters") or []:
-            schema: dict[str, Any] = {"type": p.get("type") if p.get("type") in JSON_TYPES else "string"}
-            if schema["type"] == "array":
-                schema["items"] = {"type": "string"}
-            if p.get("enum"):
-                schema["enum"] = list(p["enum"])
-            schema["description"] = p.get("description", "")
-            params_schema["properties"][p["name"]] = schema
+            params_schema["properties"][p["name"]] = _parameter_schema(p)
             if p.get("required"):
                 params_schema["required"].append(p["name"])
         op: dict[str, Any] = {
@@ -91,11 +85,7 @@ def build_spec(
         output = fn.get("output") or {}
         response_schema: dict[str, Any] = {"type": "object", "properties": {}}
         for prop in output.get("properties") or []:
-            ptype = prop.get("type") if prop.get("type") in JSON_TYPES else "string"
-            pschema: dict[str, Any] = {"type": ptype, "description": prop.get("description", "")}
-            if ptype == "array":
-                pschema["items"] = {"type": "object"}
-            response_schema["properties"][prop["name"]] = pschema
+            response_schema["properties"][prop["name"]] = _output_schema(prop)
         op["responses"] = {
             "200": {
                 "description": output.get("description") or "Successful response",
@@ -110,6 +100,32 @@ def build_spec(
         "servers": [{"url": server_url}],
         "paths": paths,
     }
+
+
+def _parameter_schema(p: dict) -> dict:
+    """One parameter's JSON schema: its type (an array of strings), enum and bounds when given."""
+    schema: dict[str, Any] = {"type": p.get("type") if p.get("type") in JSON_TYPES else "string"}
+    if schema["type"] == "array":
+        schema["items"] = {"type": "string"}
+    if p.get("enum"):
+        schema["enum"] = list(p["enum"])
+    for bound in ("minimum", "maximum"):
+        if bound in p:
+            schema[bound] = p[bound]
+    schema["description"] = p.get("description", "")
+    return schema
+
+
+def _output_schema(prop: dict) -> dict:
+    """One response field's JSON schema: an array holds ``items`` (objects unless given), and a
+    field may carry an enum."""
+    ptype = prop.get("type") if prop.get("type") in JSON_TYPES else "string"
+    schema: dict[str, Any] = {"type": ptype, "description": prop.get("description", "")}
+    if ptype == "array":
+        schema["items"] = prop.get("items") or {"type": "object"}
+    if prop.get("enum"):
+        schema["enum"] = list(prop["enum"])
+    return schema
 
 
 def _kebab(name: str) -> str:

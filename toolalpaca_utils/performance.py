@@ -89,8 +89,9 @@ def plot_ratios(summaries: dict[str, dict | None], path: Path | str) -> Path | N
 
 
 def render_page(summaries: dict[str, dict | None], timings_table: Sequence[str],
-                image: str | None) -> str:
-    """Markdown of the Performance page (``timings_table``: the run-time table's lines)."""
+                image: str | None, sections: Sequence[str] = ()) -> str:
+    """Markdown of the Performance page (``timings_table``: the run-time table's lines;
+    ``sections``: more lines, before the run times)."""
     lines = ["# Performance", "",
              "Each benchmark runs the reference way of doing a step and ours side by side, in one",
              "invocation, on the same data and model, and prints both figures and their ratio; the",
@@ -121,6 +122,7 @@ def render_page(summaries: dict[str, dict | None], timings_table: Sequence[str],
         lines.append("")
     if image:
         lines += [f"![measured ratios against their targets]({image})", ""]
+    lines += list(sections)
     lines += ["## Notebook run times", "",
               "From papermill's metadata in the executed notebooks of this book "
               "(the same table as {doc}`/book/executed/timings`).", ""]
@@ -159,7 +161,6 @@ def write_page(executed_dir: Path | str, timings_table: Sequence[str],
     summaries = load_summaries(results_dir)
     image = plot_ratios(summaries, executed_dir / "performance.png")
     page = executed_dir / "performance.md"
-    text = render_page(summaries, timings_table, image.name if image else None)
-    head, sep, tail = text.partition("## Notebook run times")
-    page.write_text(head + "\n".join(levers_section(results_dir)) + "\n" + sep + tail)
+    page.write_text(render_page(summaries, timings_table, image.name if image else None,
+                                levers_section(results_dir)))
     return page

@@ -273,8 +273,7 @@ def _blueprint_request(record: dict, rng: random.Random) -> tuple[str, dict, str
     (:func:`toolalpaca_utils.toolset.blueprints.draw_request`), with its provenance."""
     name, values, text, frame = draw_request(record, rng)
     args = {k: v.value for k, v in values.items()}
-    problems = instruction_problems(text, record, args) + [f"misses the value of {k}"
-                                                           for k in missing_values(text, args)]
+    problems = _request_problems(text, record, args)
     return name, values, text, {"sampled_call": [name, args], "value_kinds": {k: v.kind for k, v in values.items()},
                                 "values_source": "typed", "request_source": "blueprint", "request_frame": frame,
                                 "problems": problems}
@@ -303,9 +302,14 @@ def _request_for(client, record: dict, cfg: SimulationConfig, name: str, values:
         else:
             text, extra["request_frame"] = template_instruction(record, name, args), "template"
         extra["request_source"] = cfg.request_fallback
-        problems = instruction_problems(text, record, args) + [
-            f"misses the value of {k}" for k in missing_values(text, args)]
+        problems = _request_problems(text, record, args)
     return text, {**extra, "problems": problems}
+
+
+def _request_problems(text: str, record: dict, args: dict) -> list[str]:
+    """Why a request written by code is unusable: what any request is checked for, and each
+    value of the call it does not say."""
+    return instruction_problems(text, record, args) + [f"misses the value of {k}" for k in missing_values(text, args)]
 
 
 def _ground_answer(traj: Trajectory, cfg: SimulationConfig, rng: random.Random) -> dict:

@@ -453,8 +453,7 @@ def _execute_trial(client, record: dict, query: str, system: str, cfg: ExploreCo
                       step_tokens=cfg.step_tokens, system=system, tool_choice=cfg.tool_choice)
     if episode.schema is not None:  # constrained steps: no getDetails, the explored function, a short thought
         episode.schema = trial_step_schema(record, cfg, target)
-        episode.first_schema = (trial_step_schema(record, cfg, target, allow_final=False)
-                                if cfg.tool_choice == "required" else episode.schema)
+        episode.first_schema = trial_step_schema(record, cfg, target, allow_final=cfg.tool_choice != "required")
     return drive(client, episode)
 
 

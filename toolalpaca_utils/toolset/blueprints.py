@@ -21,7 +21,7 @@ import random
 import re
 from typing import Any
 
-from ..openapi import build_spec, record_from_spec
+from ..openapi import build_spec, function_schemas, record_from_spec, record_spec
 from ..values import Value, sample_value
 from .blueprint_text import TEXT
 
@@ -59,7 +59,8 @@ def _functions(lines: list[str]) -> list[dict]:
             fname, ftype = field.split()
             desc, _, enum = desc.partition(" | enum: ")
             functions[-1]["output"]["properties"].append({"name": fname, "type": ftype, "description": desc,
-                                                          **({"enum": enum.split(", ")} if enum else {})})
+                                                          **({"enum": enum.split(", ")} if enum else {}),
+                                                          **_item_fields(ftype, desc)})
         elif line.startswith("  ? "):
             functions[-1]["asks"].append(line[4:])
         else:
@@ -94,24 +95,10 @@ def parse_blueprints(text: str = TEXT) -> list[dict]:
     return tools
 
 
-def _spec_parameter(p: dict) -> dict:
-    """A parameter as :func:`build_spec` takes it (bounds are added to the spec afterwards)."""
-    return {k: p[k] for k in ("name", "type", "required", "description", "enum") if k in p}
-
-
 def blueprint_record(tool: dict) -> dict:
     """One blueprint tool as a ToolAlpaca record (``source`` "blueprint"); its request templates
     and candidate values ride in the project field ``blueprint``, never in the documentation."""
-    functions = [{**fn, "parameters": [_spec_parameter(p) for p in fn["parameters"]]} for fn in tool["functions"]]
-    spec = build_spec(tool["name"], tool["description"], functions)
-    bounds = {(fn["name"], p["name"]): p for fn in tool["functions"] for p in fn["parameters"] if "minimum" in p}
-    for item in spec["paths"].values():
-        for op in item.values():
-            for par in op.get("parameters", []):
-                p = bounds.get((op["operationId"], par["name"]))
-                if p:
-                    par["schema"].update(minimum=p["minimum"], maximum=p["maximum"])
-    _add_item_fields(spec, {fn["name"]: fn["output"]["properties"] for fn in tool["functions"]})
+    spec = build_spec(tool["name"], tool["description"], tool["functions"])
     intro = f"The {tool['name']} API: {tool['description']}"
     record = record_from_spec(spec, name=tool["name"], description=tool["description"], category=tool["category"],
                               introduction=intro, source=SOURCE)
@@ -129,23 +116,16 @@ _NUMBER_FIELDS = {  # an item field whose name holds one of these words is a num
 }
 
 
-def _add_item_fields(spec: dict, fn_outputs: dict[str, list[dict]]) -> None:
+def _item_fields(ftype: str, description: str) -> dict:
     """An array output described "... with title, author and year" gets items with those fields,
     so the simulated response (:func:`~toolalpaca_utils.agents.responses.fill`) holds books with
-    a title, an author and a year rather than anonymous records; an output's enum is kept."""
-    for item in spec["paths"].values():
-        for op in item.values():
-            schema = op["responses"]["200"]["content"]["application/json"]["schema"]
-            for out in fn_outputs.get(op["operationId"], []):
-                if out.get("enum"):
-                    schema["properties"][out["name"]]["enum"] = out["enum"]
-            for prop in schema["properties"].values():
-                m = re.search(r"\bwith (.+)$", prop.get("description", ""))
-                if prop.get("type") != "array" or not m:
-                    continue
-                names = [n.strip().replace(" ", "_") for n in re.split(r",|\band\b", m[1].rstrip(".")) if n.strip()]
-                prop["items"] = {"type": "object", "properties": {
-                    n: {"type": next((t for k, t in _NUMBER_FIELDS.items() if k in n), "string")} for n in names}}
+    a title, an author and a year rather than anonymous records."""
+    m = re.search(r"\bwith (.+)$", description)
+    if ftype != "array" or not m:
+        return {}
+    names = [n.strip().replace(" ", "_") for n in re.split(r",|\band\b", m[1].rstrip(".")) if n.strip()]
+    return {"items": {"type": "object", "properties": {
+        n: {"type": next((t for k, t in _NUMBER_FIELDS.items() if k in n), "string")} for n in names}}}
 
 
 def blueprint_records(n: int, seed: int = 0) -> list[dict]:
@@ -164,8 +144,6 @@ def draw_request(record: dict, rng: random.Random, *, function: str | None = Non
     ``function``) and one of its templates are drawn; each slot gets a candidate value of the
     blueprint or a typed value (:func:`~toolalpaca_utils.values.sample_value`), said as a user
     says it. The frame id is ``function#template``."""
-    from ..openapi import function_schemas, record_spec
-
     plan = record["blueprint"]
     name = function or rng.choice(sorted(plan))
     index = rng.randrange(len(plan[name]["asks"]))
