@@ -33,7 +33,7 @@ from pathlib import Path
 from toolalpaca_utils.evaluation import evaluate_grid, items_from_corpus, items_from_real, spread_over_tools
 from toolalpaca_utils.llm import open_chat
 from toolalpaca_utils.realtools import serve_realtools
-from toolalpaca_utils.runs import require_stage
+from toolalpaca_utils.runs import hash_path, require_stage, reset_if_inputs_changed
 from toolalpaca_utils.simulation import SimulationConfig, simulate
 from toolalpaca_utils.tools import load_toolset
 from toolalpaca_utils.training.run import profile_parameters, run_training
@@ -48,6 +48,7 @@ CONDITIONS = {  # name: the SimulationConfig fields that switch one lever off
     "teacher's tools only": {},  # the all-levers corpus without the tools written by code (training split)
 }
 DROP_SOURCE = {"teacher's tools only": "blueprint"}
+BOOK_SEED = 0  # notebooks/profiles/cpu.yaml common.seed: the seed of the book run --from-book stands in for
 METRICS = ("well_formed", "api_match", "argument_match", "overall")
 
 
@@ -66,14 +67,19 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--tool-choice", nargs="+", default=["required"], choices=["auto", "required"],
                     help="constrained decoding's first step (the cpu profile's 04 setting: required)")
     ap.add_argument("--from-book", action="store_true",
-                    help="'all levers' is the cpu book's own corpus and adapter (notebooks 02 and 03; seed 0): "
-                         "nothing simulated or trained again for it")
+                    help="'all levers' of seed 0 is the cpu book's own corpus and adapter (notebooks 02 and 03): "
+                         "nothing simulated or trained again for it; other seeds simulate and train their own")
     ap.add_argument("--out", type=Path, default=Path("runs/levers"))
     return ap.parse_args()
 
 
+def _book_run(args, condition: str, seed: int) -> bool:
+    """The cpu book's own run stands for 'all levers' of its seed (the profile's: 0) only."""
+    return args.from_book and condition == "all levers" and seed == BOOK_SEED
+
+
 def corpus(teacher, tools: list[dict], args, condition: str, seed: int) -> Path:
-    if args.from_book and condition == "all levers":
+    if _book_run(args, condition, seed):
         return require_stage("cpu", "simulation")
     if condition in DROP_SOURCE:  # same tools, same split: the training rows of the other tools only
         return without_source(corpus(teacher, tools, args, "all levers", seed), DROP_SOURCE[condition],
@@ -105,7 +111,7 @@ def without_source(corpus_dir: Path, source: str, out: Path) -> Path:
 
 
 def train(corpus_dir: Path, args, seed: int, condition: str) -> Path:
-    if args.from_book and condition == "all levers":
+    if _book_run(args, condition, seed):
         return require_stage("cpu", "training") / "adapter"
     params = {**profile_parameters("cpu"), "max_steps": args.steps, "seed": seed}
     result = run_training("cpu", corpus=corpus_dir, out=corpus_dir.parent / "training", **params)
@@ -122,8 +128,14 @@ def run_one(teacher, tools, real_set, args, condition: str, seed: int) -> list[d
     where = args.out / f"seed{seed}" / _slug(condition)
     rows = []
     for choice in args.tool_choice:
+        out_dir = where / f"evaluation-{choice}"
+        # rows resume only for the same adapter, items and settings (--from-book's adapter is the
+        # book's latest: a new book run must not meet the rows of the old one)
+        reset_if_inputs_changed(out_dir, {"adapter": hash_path(adapter), "simulated": hash_path(shared / "eval.jsonl"),
+                                          "real": args.real, "n_simulated": args.simulated,
+                                          "decoding": args.decoding, "tool_choice": choice})
         runs, _ = evaluate_grid("smollm2-135m-instruct", {"fine-tuned": adapter}, sets,
-                                out_dir=where / f"evaluation-{choice}", teacher=teacher, decodings=args.decoding,
+                                out_dir=out_dir, teacher=teacher, decodings=args.decoding,
                                 progress=False, replicas=2, tool_choice=choice)
         rows += [{"condition": condition, "seed": seed, "set": set_name, "decoding": run.name.split(" · ")[1],
                   "tool_choice": choice, **{m: run.summary()[m] for m in METRICS}} for set_name, run in runs]

@@ -9,6 +9,7 @@ import pytest
 
 from toolalpaca_utils.agents import Episode, instruction_problems, missing_values
 from toolalpaca_utils.openapi import function_schemas, record_spec, validate_arguments, validate_spec
+from toolalpaca_utils.react import GET_DETAILS
 from toolalpaca_utils.realtools import real_tool_records
 from toolalpaca_utils.simulation import SimulationConfig, simulate
 from toolalpaca_utils.tools import load_toolset, save_toolset
@@ -89,12 +90,18 @@ def test_simulation_uses_the_templates_for_blueprint_tools(records, tmp_path):
     assert all(missing_values(r["instruction"], r["sampled_call"][1]) == [] for r in rows)
 
 
-def test_tool_choice_required_takes_the_answer_branch_out_of_the_first_step(records):
+def test_tool_choice_required_makes_the_first_step_a_call_of_the_tools_own_functions(records):
     record = records[0]
-    first = Episode(record, "Find books about chess.", fixed_executor(200, "{}"), mode="constrained",
-                    tool_choice="required").request().schema
-    assert all("final_answer" not in b["properties"] for b in first["anyOf"])
+    own = set(function_schemas(record_spec(record)))
+
+    def actions(schema: dict) -> set:
+        return {b["properties"].get("action", {}).get("const", "final answer") for b in schema["anyOf"]}
+
+    required = Episode(record, "Find books about chess.", fixed_executor(200, "{}"), mode="constrained",
+                       tool_choice="required")
+    assert actions(required.request().schema) == own  # no final answer, no getDetails (asking the user)
+    assert actions(required.schema) == own | {GET_DETAILS, "final answer"}  # later steps: every branch
     auto = Episode(record, "Find books about chess.", fixed_executor(200, "{}"), mode="constrained").request().schema
-    assert any("final_answer" in b["properties"] for b in auto["anyOf"])
+    assert actions(auto) == own | {GET_DETAILS, "final answer"}
     with pytest.raises(ValueError, match="tool_choice"):
         Episode(record, "Find books about chess.", fixed_executor(200, "{}"), tool_choice="always")

@@ -41,6 +41,44 @@ def test_typed_values_are_schema_valid_said_and_seeded(name, schema):
         assert v == sample_value(name, schema, random.Random(seed))  # a run repeats exactly
 
 
+@pytest.mark.parametrize("name,description,kind", [
+    ("origin", "IATA or ICAO code of the departure airport, e.g. 'JFK'.", "airport"),
+    ("code", "Airport code (IATA)", "airport"),
+    ("name", "City name, e.g. 'Springfield'.", "city"),
+    ("destination", "Name of the second city, e.g. 'Berlin'.", "city"),
+    ("base", "ISO 4217 code of the base currency", "currency"),
+    ("from_unit", "Unit of the value", "unit"),
+    ("expression", "Math expression with numbers and + - * /", "math"),
+    ("query", "Word to look for, e.g. 'airport'", "faker:word"),  # an example's word chooses nothing
+    ("author", "The author's full name", "faker:name"),
+])
+def test_a_generic_name_takes_its_kind_from_the_description(name, description, kind):
+    schema = {"type": "string", "description": description}
+    for seed in range(10):
+        v = sample_value(name, schema, random.Random(seed))
+        assert v.kind == kind and mentioned(v.value, f"Please use {v.said} for this."), v
+    if kind == "airport":  # a code is asked for: the call carries the 3-letter code
+        assert len(sample_value(name, schema, random.Random(0)).value) == 3
+
+
+def test_code_written_equations_have_one_equals_sign_and_expressions_none():
+    for seed in range(20):
+        eq = sample_value("equation", {"type": "string"}, random.Random(seed)).value
+        expr = sample_value("expression", {"type": "string"}, random.Random(seed)).value
+        assert eq.count("=") == 1 and "x" in eq and "=" not in expr
+
+
+def test_an_optional_parameter_without_a_known_kind_is_left_out_of_a_typed_call():
+    """A guessed word is kept where the call needs a value, never where it may go without one."""
+    from toolalpaca_utils.realtools import real_tool_records
+
+    holidays = next(r for r in real_tool_records() if r["Name"] == "PublicHolidays")
+    calls = [typed_call(holidays, random.Random(seed), optional_share=1.0, function="listPublicHolidays")[1]
+             for seed in range(10)]
+    assert all("subdivision" not in values and {"country", "year"} <= set(values) for values in calls)
+    assert sample_value("subdivision", {"type": "string"}, random.Random(0)).kind.startswith("guess:")
+
+
 def test_values_said_in_another_form_are_mentioned_and_wrong_ones_are_not():
     assert mentioned("2023-05-01", "holidays on May 1, 2023 please")
     assert mentioned("2023-05-01", "on 1 May 2023")

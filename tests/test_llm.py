@@ -6,6 +6,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -118,9 +119,10 @@ def test_bounded_concurrency_keeps_order(chat_client):
 @pytest.mark.slow
 def test_server_shutdown_leaves_no_process():
     with embedded_server() as srv:
-        pid, url = srv.pid, srv.base_url
-        assert _pid_alive(pid) and _port_open(url)
+        pid, url, log = srv.pid, srv.base_url, Path(srv.log_path)
+        assert _pid_alive(pid) and _port_open(url) and log.is_file()
     assert not _pid_alive(pid) and not _port_open(url)
+    assert not log.exists()  # a clean run's temp log goes with it (a crashed server's stays, for its report)
     # also when the block raises
     with pytest.raises(RuntimeError, match="boom"):
         with embedded_server() as srv:

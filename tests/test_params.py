@@ -24,6 +24,16 @@ def test_notebook_parameters_cell_is_generated_from_the_dataclass(stem):
     assert namespace == params.defaults(stem)
 
 
+@pytest.mark.parametrize("stem", list(NOTEBOOK_PARAMS))
+def test_papermill_reads_every_parameter_of_the_cell(stem):
+    """papermill's own parser (``--help-notebook``, the check of injected names) reads each line:
+    one it cannot read is reported as an unknown parameter at every run."""
+    from papermill.translators import PythonTranslator
+
+    found = [p.name for p in PythonTranslator.inspect(nbformat.v4.new_code_cell(parameters_cell(stem)))]
+    assert found == list(params.defaults(stem))
+
+
 def test_every_notebook_of_the_book_has_a_parameters_dataclass():
     from toolalpaca_utils.book import discover_notebooks
 

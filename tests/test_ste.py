@@ -255,6 +255,8 @@ def test_required_tool_choice_and_documented_examples_shape_a_trial(record):
     assert any("final_answer" in b["properties"] for b in steps[1]["anyOf"])
     schema = {"type": "string", "description": "IATA (e.g. 'LHR') or ICAO ('EGLL') code, as 'YYYY-MM-DD' is not"}
     assert documented_examples(schema) == ["LHR", "EGLL"]
+    # an apostrophe opens no quote (it drew "'s currency, e.g. '" for a real tool's parameter)
+    assert documented_examples({"description": "ISO 4217 code of the amount's currency, e.g. 'USD'."}) == ["USD"]
     drawn = {sample_value("code", schema, random.Random(i), examples_share=1.0).value for i in range(20)}
     assert drawn == {"LHR", "EGLL"}
     assert sample_value("code", schema, random.Random(3)) == sample_value("code", schema, random.Random(3),

@@ -73,7 +73,7 @@ class ToolsetParams(Common):
     functions_max_tokens: int = p(600, "token budget of the functions call")
     include_real_tools: bool = p(True, "add the real tools' records (their OpenAPI is the documentation)")
     blueprint_tools: int = p(0, "code-written training tools added (toolset.blueprints: 3-4 functions, meaningful "
-                             "parameters, natural request templates); 0 = the teacher's tools only")
+                             "parameters, natural request templates); 0: the teacher's tools only")
     progress: bool = p(True, "progress bar while documenting")
 
 
@@ -91,47 +91,47 @@ class SimulationParams(Common):
     executor: str = p("schema", "simulated responses: schema (code fills the response schema) | llm (the paper's)")
     answers: str = p("grounded", "grounded (the teacher's if it quotes the response, else code states it) | teacher")
     n_eval_tools: int = p(6, "tools held out for evaluation: never seen in training")
-    max_tools: int = p(0, "0 = every catalogue tool of the toolset")
+    max_tools: int = p(0, "0: every catalogue tool of the toolset")
 
 
 @dataclass
 class TrainingParams(Common):
-    corpus_dir: str = p("", "a corpus folder; \"\" = runs/<profile>/simulation, written by 02_simulation")
-    train_data: str = p("", '"" = the corpus above; else a ToolAlpaca-format instance file (.json), a messages '
+    corpus_dir: str = p("", "a corpus folder; \"\": runs/<profile>/simulation, written by 02_simulation")
+    train_data: str = p("", '"": the corpus above; else a ToolAlpaca-format instance file (.json), a messages '
                         "+ tools dataset folder or a chat .jsonl (read with formats.read_training_data)")
     lora_r: int = p(8, "LoRA rank")
     lora_alpha: int = p(16, "LoRA scale numerator (alpha / r multiplies the update)")
     lora_dropout: float = p(0.05, "dropout on the LoRA input; 0 for a few steps")
-    lora_last_layers: int = p(8, "LoRA on the last N decoder layers only (0 = every layer)")
+    lora_last_layers: int = p(8, "LoRA on the last N decoder layers only (0: every layer)")
     target_modules: list[str] = p(TARGET_MODULES, "the projections that get LoRA matrices")
     learning_rate: float = p(3e-3, "LoRA on a 135M model takes a high rate; 2e-4 for 1B+")
     warmup: float = p(0.0, "warm-up share of the steps (< 1) or number of steps")
     epochs: float = p(1, "passes over the training conversations")
-    max_train_steps: int = p(0, "optimizer steps (0 = as many as `epochs` take)")
+    max_train_steps: int = p(0, "optimizer steps (0: as many as `epochs` take)")
     per_device_batch_size: int = p(4, "conversations per forward pass")
     grad_accum: int = p(2, "forward passes per optimizer step")
     max_length: int = p(1024, "longer conversations are cut after their last whole step that fits")
     eval_fraction: float = p(0.1, "held-out share of the training conversations (same tools)")
     unseen_eval: bool = p(False, "also report the loss on the evaluation tools' conversations")
-    num_threads: int = p(1, "CPU threads, 1 is robust on a shared machine (0 = torch's default)")
+    num_threads: int = p(1, "CPU threads, 1 is robust on a shared machine (0: torch's default)")
     gradient_checkpointing: bool = p(False, "recompute activations in backward: less memory, ~30% slower")
     bf16: Optional[bool] = p(None, "None: bf16 on a GPU or CPU that has it; False: fp32")
-    attn_implementation: str = p("", '"" = transformers\' default (sdpa); "flash_attention_2" on a GPU with flash-attn')
+    attn_implementation: str = p("", '"": transformers\' default (sdpa); "flash_attention_2" on a GPU with flash-attn')
 
 
 @dataclass
 class EvaluationParams(Common):
     teacher_replicas: int = p(2, "simulated tools and the judge: this many requests in flight")
     max_turns: int = p(3, "ReAct turns per evaluated episode")
-    max_items_simulated: int = p(0, "0 = all")
-    max_items_real: int = p(40, "items of the hand-written real-tool set (0 = all)")
+    max_items_simulated: int = p(0, "0: all")
+    max_items_real: int = p(40, "items of the hand-written real-tool set (0: all)")
     eval_file: str = p("", "optional ToolAlpaca-format eval file (Golden_Answers)")
     run_judge: bool = p(True, "the reference's LLM-judge protocol next to the deterministic metrics")
-    judge_max_items: int = p(0, "verdicts per set and model, spread over the tools (0 = every instance)")
+    judge_max_items: int = p(0, "verdicts per set and model, spread over the tools (0: every instance)")
     student_decoding: list[str] = p(["free", "constrained"], "free: ReAct text, as trained; constrained: each "
                                     "step decoded under the tool's JSON schema")
-    tool_choice: str = p("auto", 'constrained decoding, as OpenAI\'s tool_choice: "required" = the first step is a '
-                         "call (every request of these sets needs a tool); auto = it may answer at once",
+    tool_choice: str = p("auto", 'constrained decoding, as OpenAI\'s tool_choice: "required": the first step is a '
+                         "call (every request of these sets needs a tool); auto: it may answer at once",
                          choices=("auto", "required"))
     student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
 
@@ -140,13 +140,13 @@ class EvaluationParams(Common):
 class DiversityParams(Common):
     teacher_replicas: int = p(2, "simulated tools and the judge: this many requests in flight")
     n_tools: list[int] = p([4, 8, 16], "the points of the curve (capped by the training tools available)")
-    n_instances: int = p(0, "0 = as many as the smallest point can hold")
+    n_instances: int = p(0, "0: as many as the smallest point can hold")
     seeds: list[int] = p([0], "more than one seed shows run-to-run spread")
     max_train_steps: int = p(30, "identical optimisation steps for every point")
     per_device_batch_size: int = p(4, "conversations per forward pass")
     max_length: int = p(1024, "longer conversations are cut after their last whole step")
-    max_items_simulated: int = p(0, "unseen simulated items per point (0 = all)")
-    max_items_real: int = p(24, "real-tool items per point (0 = all)")
+    max_items_simulated: int = p(0, "unseen simulated items per point (0: all)")
+    max_items_real: int = p(24, "real-tool items per point (0: all)")
     max_turns: int = p(3, "ReAct turns per evaluated episode")
     student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
 
@@ -154,29 +154,29 @@ class DiversityParams(Common):
 @dataclass
 class SteParams(Common):
     teacher_replicas: int = p(2, "embedded explorer servers (one core each): tools are explored in parallel")
-    start_from_adapter: str = p("training", '"" = student_model itself; "training" = notebook 03\'s adapter '
+    start_from_adapter: str = p("training", '"": student_model itself; "training": notebook 03\'s adapter '
                                             "merged in; or the path of any LoRA adapter")
-    tools: list[str] = p([], "real tools to explore ([] = all ten, in catalogue order)")
-    n_tools: int = p(0, "only the first n of them (0 = all)")
+    tools: list[str] = p([], "real tools to explore ([]: all ten, in catalogue order)")
+    n_tools: int = p(0, "only the first n of them (0: all)")
     episodes: int = p(2, "exploration episodes per tool (long-term memory carries across them)")
     trials: int = p(2, "trials per episode (short-term memory carries across them)")
     max_turns: int = p(4, "ReAct turns per trial")
     explore_mode: str = p("constrained", '"constrained" (JSON step schema) or "free" (ReAct text)')
     imagination: str = p("typed", "typed (code: values and a request frame) | call-first (model values) | query (paper)")
     examples_share: float = p(0.0, "typed imagination: share of string values taken from the examples the "
-                              "parameter's documentation quotes (e.g. 'LHR'); 0 = none")
-    tool_choice: str = p("auto", 'constrained exploration and evaluation: "required" = the first step is a call '
-                         "(as OpenAI's tool_choice); auto = it may answer at once", choices=("auto", "required"))
+                              "parameter's documentation quotes (e.g. 'LHR'); 0: none")
+    tool_choice: str = p("auto", 'constrained exploration and evaluation: "required": the first step is a call '
+                         "(as OpenAI's tool_choice); auto: it may answer at once", choices=("auto", "required"))
     short_term_memory: bool = p(True, "earlier trials of the episode in the prompt")
     long_term_memory: bool = p(True, "earlier episodes' requests in the prompt")
     reflection: bool = p(True, "the explorer judges its own trial")
-    diversity_tools: int = p(3, "tools explored a second time without long-term memory (0 = skip)")
+    diversity_tools: int = p(3, "tools explored a second time without long-term memory (0: skip)")
     paraphrases_per_query: int = p(1, "paraphrased copies of each kept request")
     max_examples_per_tool: int = p(12, "distilled examples kept per tool")
     answer_from_observation: bool = p(True, "a right call with an ungrounded answer: answer rewritten from the response")
     run_judge: bool = p(False, "an LLM judge filters the distilled examples")
     icl_k: int = p(2, "retrieved demonstrations per request")
-    eval_per_tool: int = p(3, "single-call items of the real-tool eval set per tool (0 = all)")
+    eval_per_tool: int = p(3, "single-call items of the real-tool eval set per tool (0: all)")
     eval_max_turns: int = p(1, "STE scores the first predicted call")
     eval_step_tokens: int = p(64, "every evaluated model's reply is cut here (the call fits)")
     eval_mode: str = p("free", "free (ReAct text, as STE decodes) | constrained (each step under the tool's JSON "
@@ -184,7 +184,7 @@ class SteParams(Common):
     student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
     ft_epochs: float = p(2.0, "fine-tuning passes over the distilled examples")
     ft_learning_rate: float = p(1e-3, "fine-tuning learning rate")
-    ft_lora_last_layers: int = p(8, "LoRA on the last N layers only (0 = all)")
+    ft_lora_last_layers: int = p(8, "LoRA on the last N layers only (0: all)")
     ft_batch_size: int = p(4, "fine-tuning conversations per step")
     ft_max_length: int = p(1024, "fine-tuning sequence bound")
     cl_batches: int = p(2, "continual learning: tool batches learnt one after another")
@@ -195,7 +195,7 @@ class SteParams(Common):
 class BfclParams(Common):
     categories: list[str] = p(["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"],
                               "BFCL's non-live Python AST categories and irrelevance (no network)")
-    n_per_category: int = p(3, "questions per category: a fixed subset drawn with `seed` (0 = every question)")
+    n_per_category: int = p(3, "questions per category: a fixed subset drawn with `seed` (0: every question)")
     max_turns: int = p(4, "ReAct steps per question: the student makes parallel calls one step at a time")
     step_tokens: int = p(128, "token budget of one step (a call and its arguments)")
     student_decoding: list[str] = p(["free", "constrained"], "free: ReAct text, as trained; constrained: each "

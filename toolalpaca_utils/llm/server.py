@@ -69,16 +69,38 @@ def embedded_server(
         raise ServerStartError("llama-cpp-python[server] is not installed; fix: make setup "
                                "(or pip install 'llama-cpp-python[server]')") from exc
     port = port or free_port()
+    log_dir_given, log_dir = log_dir, Path(log_dir or tempfile.gettempdir())
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"llama-server-{port}.log"
+    cmd = _server_command(spec, port, alias=alias or spec.name, n_ctx=n_ctx, n_threads=n_threads,
+                          lora_path=lora_path, prompt_cache_mb=prompt_cache_mb)
+    # its own process group (stopping it takes any children too), and it dies with this process
+    server = Service("llama.cpp server", ServerStartError, startup_timeout=startup_timeout)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    _BY_URL[base_url] = server
+    ready = False
+    try:
+        server.launch(cmd, log_path=log_path, health_url=f"{base_url}/models")
+        ready = True
+        yield ServerInfo(base_url=base_url, model=alias or spec.name, pid=server.pid, log_path=str(log_path))
+    finally:
+        _BY_URL.pop(base_url, None)
+        crashed = server.exited()  # gone before we stopped it: its log tells why, so it stays
+        server.stop()
+        if ready and not crashed and log_dir_given is None:  # a clean run's temp log: one per port, never read
+            log_path.unlink(missing_ok=True)
+
+
+def _server_command(spec, port: int, *, alias: str, n_ctx: int, n_threads: int | None,
+                    lora_path: str | Path | None, prompt_cache_mb: int | None) -> list[str]:
+    """The ``python -m llama_cpp.server`` command line of :func:`embedded_server`."""
     # ggml's threads busy-wait for each other: with every core in use, one busy core (the notebook,
     # a tokenizer, a test) stalls them all (measured here: 0.7–3 tok/s with 2 threads on 2 busy
     # cores vs 15–36 with 1). Leave one core free unless told otherwise.
     n_threads = n_threads or int(os.environ.get("TOOLALPACA_LLM_THREADS", 0)) or max(1, (os.cpu_count() or 1) - 1)
-    log_dir = Path(log_dir or tempfile.gettempdir())
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"llama-server-{port}.log"
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
-        "--model", spec.path, "--model_alias", alias or spec.name,
+        "--model", spec.path, "--model_alias", alias,
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads),
         "--verbose", "False",
@@ -91,16 +113,7 @@ def embedded_server(
         prompt_cache_mb = int(os.environ.get("TOOLALPACA_LLM_PROMPT_CACHE_MB", 512))
     if prompt_cache_mb > 0:
         cmd += ["--cache", "True", "--cache_type", "ram", "--cache_size", str(prompt_cache_mb << 20)]
-    # its own process group (stopping it takes any children too), and it dies with this process
-    server = Service("llama.cpp server", ServerStartError, startup_timeout=startup_timeout)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    _BY_URL[base_url] = server
-    try:
-        server.launch(cmd, log_path=log_path, health_url=f"{base_url}/models")
-        yield ServerInfo(base_url=base_url, model=alias or spec.name, pid=server.pid, log_path=str(log_path))
-    finally:
-        _BY_URL.pop(base_url, None)
-        server.stop()
+    return cmd
 
 
 def crash_report(base_url: str) -> str | None:

@@ -448,12 +448,12 @@ def _imagine_query(client, messages: list[dict], cfg: ExploreConfig, seed: int, 
 def _execute_trial(client, record: dict, query: str, system: str, cfg: ExploreConfig, target: str, seed: int,
                    executor):
     """The trial proper: the shared ReAct episode on the request, executed for real."""
+    # constrained steps: no getDetails, the explored function, a short thought
+    schemas = (trial_step_schema(record, cfg, target, allow_final=cfg.tool_choice != "required"),
+               trial_step_schema(record, cfg, target)) if cfg.mode == "constrained" else None
     episode = Episode(record, query, executor or HttpExecutor(), mode=cfg.mode, max_steps=cfg.max_steps,
                       seed=seed, user_client=None, answer_after_success=cfg.answer_after_success,
-                      step_tokens=cfg.step_tokens, system=system, tool_choice=cfg.tool_choice)
-    if episode.schema is not None:  # constrained steps: no getDetails, the explored function, a short thought
-        episode.schema = trial_step_schema(record, cfg, target)
-        episode.first_schema = trial_step_schema(record, cfg, target, allow_final=cfg.tool_choice != "required")
+                      step_tokens=cfg.step_tokens, system=system, tool_choice=cfg.tool_choice, schemas=schemas)
     return drive(client, episode)
 
 
