@@ -194,9 +194,14 @@ def tiny_training_params() -> dict:
     return params
 
 
-def fake_finished_run(out: Path, config: dict, launch: dict | None = None) -> Path:
-    """A run folder as a finished run leaves it (adapter config, training log, launch record)."""
+def fake_finished_run(out: Path, config: dict, launch: dict | None = None, data: Path | None = FIXTURE) -> Path:
+    """A run folder as a finished run leaves it (adapter config, training log, launch record and
+    the hash of the corpus ``data`` it was trained on; None: a folder without that record)."""
+    from toolalpaca_utils.training.run import DATA_MARKER, _data_hash, training_data
+
     (out / "adapter").mkdir(parents=True)
+    if data is not None:
+        (out / DATA_MARKER).write_text(json.dumps({"sha256": _data_hash(training_data("tiny", corpus=data))}))
     (out / "adapter" / "adapter_config.json").write_text("{}")
     log = {"out_dir": str(out), "adapter_dir": str(out / "adapter"), "log_path": "", "config": config,
            "n_examples": 6, "n_eval_examples": 2, "data": {}, "global_step": 4, "epochs_done": 1.3,
@@ -251,6 +256,32 @@ def test_a_command_line_run_with_other_settings_is_never_overwritten_in_process(
     # with the same settings the notebook reuses it, whoever trained it
     reused = run_training("tiny", corpus=FIXTURE, out=out, **{**params, "learning_rate": 2e-5, "epochs": 3})
     assert reused.stats_from_previous_run
+
+
+def test_a_finished_run_on_other_training_data_is_never_reused(tmp_path):
+    """The same settings and corpus path, new content (the corpus simulated again): the adapter
+    was trained on the old data, so it is neither reused nor resumed; a folder that does not
+    record its data counts as other data."""
+    import shutil
+
+    from toolalpaca_utils.training import COMMAND_LINE, FinishedRunDiffersError, TrainConfig
+    from toolalpaca_utils.training.run import _data_hash, _reuse_finished_run, training_data
+
+    params = tiny_training_params()
+    corpus = shutil.copytree(FIXTURE, tmp_path / "corpus")
+    out = fake_finished_run(tmp_path / "training", TrainConfig(**params).to_dict(), data=corpus)
+    current = _data_hash(training_data("tiny", corpus=corpus))
+    assert _reuse_finished_run(out, TrainConfig(**params), "notebook", current)[0] is not None
+    train = corpus / "train.jsonl"
+    train.write_text("\n".join(train.read_text().splitlines()[:-1]) + "\n")  # simulated again: one row fewer
+    changed = _data_hash(training_data("tiny", corpus=corpus))
+    assert changed != current
+    assert _reuse_finished_run(out, TrainConfig(**params), "notebook", changed) == (None, False)
+    (out / "launch.json").write_text(json.dumps({"by": COMMAND_LINE, "world_size": 1}))
+    with pytest.raises(FinishedRunDiffersError, match=r"training data \(sha256\)"):
+        run_training("tiny", corpus=corpus, out=out, **params)
+    unrecorded = fake_finished_run(tmp_path / "old", TrainConfig(**params).to_dict(), data=None)
+    assert _reuse_finished_run(unrecorded, TrainConfig(**params), "notebook", current) == (None, False)
 
 
 def test_a_key_older_runs_lack_counts_as_its_default(tmp_path):

@@ -11,12 +11,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..runs import plain, replace_text
+from ..runs import fingerprint, hash_path, plain, replace_text
 from .config import ADAPTER_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
 from .sequences import EmptyCorpusError
 from .train import split_heldout, train_lora
 
 STAGE = "training"
+DATA_MARKER = "training_data.json"  # the sha256 of the data the folder's checkpoints and adapter come from
 NOTEBOOK = "03_training"
 LAUNCH_FILENAME = "launch.json"
 IN_PROCESS, COMMAND_LINE = "in-process", "command line"   # who trained a run (launch.json "by")
@@ -97,10 +98,13 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
         eval_sets = {"heldout": held, "unseen": data.splits.get("eval") or []}
     default_out = stage_dir(profile, STAGE)
     out_dir = Path(out) if out is not None else default_out
+    data_hash = _data_hash(data)
     if resume:
-        finished, resume = _reuse_finished_run(out_dir, cfg, launcher)
+        finished, resume = _reuse_finished_run(out_dir, cfg, launcher, data_hash)
         if finished is not None:  # e.g. trained on several GPUs with `accelerate launch`, now read by the notebook
             return finished
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / DATA_MARKER).write_text(json.dumps({"sha256": data_hash}))  # before any checkpoint of this data
     result = train_lora(records, train, eval_sets, out_dir=out_dir, config=cfg, resume=resume, progress=progress)
     launch = _record_launch(out_dir, launcher)
     timings["train_seconds"] = result.train_seconds
@@ -126,20 +130,25 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
     return result
 
 
-def _reuse_finished_run(out_dir: Path, cfg: TrainConfig, launcher: str) -> tuple[TrainResult | None, bool]:
+def _reuse_finished_run(out_dir: Path, cfg: TrainConfig, launcher: str,
+                        data_hash: str) -> tuple[TrainResult | None, bool]:
     """(the finished run to reuse or None, whether training may resume from checkpoints).
 
-    A finished run with other settings is never resumed (its checkpoints were made under those
-    settings); one made from the command line, seen from in-process (the notebook after an
-    ``accelerate launch`` with flags the profile lacks), stops with the differing keys: training
-    here would silently retrain on one device and overwrite the adapter."""
-    finished = _finished_run(out_dir, cfg)
+    A finished run with other settings or made from other training data (same path, new
+    content: a corpus simulated again) is never resumed (its checkpoints were made under those);
+    one made from the command line, seen from in-process (the notebook after an ``accelerate
+    launch`` with flags the profile lacks), stops with the differing keys: training here would
+    silently retrain on one device and overwrite the adapter."""
+    same_data = _recorded_data_hash(out_dir) == data_hash  # no record: data unknown, never reused
+    finished = _finished_run(out_dir, cfg) if same_data else None
     if finished is not None:
         return finished, True
     log = _finished_log(out_dir)
     if log is None:
-        return None, True
+        return None, same_data
     diff = settings_diff(log.get("config") or {}, cfg)
+    if not same_data:
+        diff["training data (sha256)"] = (_recorded_data_hash(out_dir), data_hash)
     made_by = _read_launch(out_dir)
     if made_by.get("by") == COMMAND_LINE and launcher != COMMAND_LINE:
         raise FinishedRunDiffersError(_differs_message(out_dir, diff, made_by))
@@ -193,6 +202,18 @@ def _finished_log(out_dir: Path) -> dict | None:
     try:
         return json.loads(log_path.read_text())
     except json.JSONDecodeError:
+        return None
+
+
+def _data_hash(data) -> str:
+    """sha256 over the training data's files (:func:`_inputs`): what an adapter was trained on."""
+    return fingerprint({name: hash_path(path) for name, path in _inputs(data).items()})
+
+
+def _recorded_data_hash(out_dir: Path) -> str | None:
+    try:
+        return json.loads((out_dir / DATA_MARKER).read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
