@@ -139,7 +139,8 @@ def _reuse_finished_run(out_dir: Path, cfg: TrainConfig, launcher: str,
     one made from the command line, seen from in-process (the notebook after an ``accelerate
     launch`` with flags the profile lacks), stops with the differing keys: training here would
     silently retrain on one device and overwrite the adapter."""
-    same_data = _recorded_data_hash(out_dir) == data_hash  # no record: data unknown, never reused
+    recorded = _recorded_data_hash(out_dir)
+    same_data = recorded == data_hash  # no record: data unknown, never reused
     finished = _finished_run(out_dir, cfg) if same_data else None
     if finished is not None:
         return finished, True
@@ -148,7 +149,7 @@ def _reuse_finished_run(out_dir: Path, cfg: TrainConfig, launcher: str,
         return None, same_data
     diff = settings_diff(log.get("config") or {}, cfg)
     if not same_data:
-        diff["training data (sha256)"] = (_recorded_data_hash(out_dir), data_hash)
+        diff["training data (sha256)"] = (recorded, data_hash)
     made_by = _read_launch(out_dir)
     if made_by.get("by") == COMMAND_LINE and launcher != COMMAND_LINE:
         raise FinishedRunDiffersError(_differs_message(out_dir, diff, made_by))
