@@ -284,6 +284,47 @@ def test_a_finished_run_on_other_training_data_is_never_reused(tmp_path):
     assert _reuse_finished_run(unrecorded, TrainConfig(**params), "notebook", current) == (None, False)
 
 
+def test_a_run_that_starts_over_never_resumes_the_checkpoints_before_it(tmp_path, monkeypatch):
+    """An unfinished run's checkpoints carry on only under the data and settings they were made
+    from; a run that starts over removes them first, so that an interruption before its own first
+    checkpoint cannot resume the old run."""
+    import shutil
+
+    from toolalpaca_utils.training import TrainConfig, run as run_mod
+    from toolalpaca_utils.training.run import _begin_run, _data_hash, _reuse_finished_run, training_data
+
+    params = tiny_training_params()
+    cfg = TrainConfig(**params)
+    corpus = shutil.copytree(FIXTURE, tmp_path / "corpus")
+    data = _data_hash(training_data("tiny", corpus=corpus))
+    out = tmp_path / "training"
+    (out / "checkpoints" / "checkpoint-7").mkdir(parents=True)                # interrupted: no log, no adapter
+    _begin_run(out, data, cfg, resume=True)
+    assert (out / "checkpoints" / "checkpoint-7").is_dir()                   # resuming keeps them
+    assert _reuse_finished_run(out, cfg, "notebook", data) == (None, True)
+    assert _reuse_finished_run(out, TrainConfig(**{**params, "num_threads": 3}), "notebook", data) == (None, True)
+    assert _reuse_finished_run(out, TrainConfig(**{**params, "learning_rate": 1.0}), "notebook", data) == (None, False)
+    assert _reuse_finished_run(out, cfg, "notebook", "other data") == (None, False)
+    (out / "training_data.json").write_text(json.dumps({"sha256": data}))     # a record without the settings
+    assert _reuse_finished_run(out, cfg, "notebook", data) == (None, False)
+
+    seen = {}
+
+    def fake_train_lora(records, train, eval_sets, *, out_dir, config, resume, progress):
+        seen.update(resume=resume, checkpoints=sorted(p.name for p in (out_dir / "checkpoints").glob("*")))
+        raise KeyboardInterrupt  # interrupted before its first checkpoint
+
+    monkeypatch.setattr(run_mod, "train_lora", fake_train_lora)
+    with pytest.raises(KeyboardInterrupt):
+        run_training("tiny", corpus=corpus, out=out, **{**params, "learning_rate": 1.0})
+    assert seen == {"resume": False, "checkpoints": []}
+    recorded = json.loads((out / "training_data.json").read_text())
+    assert recorded["sha256"] == data and recorded["settings"]["learning_rate"] == 1.0
+    with pytest.raises(KeyboardInterrupt):                                  # the same run again resumes
+        run_training("tiny", corpus=corpus, out=out, **{**params, "learning_rate": 1.0})
+    assert seen["resume"] is True
+
+
 def test_a_key_older_runs_lack_counts_as_its_default(tmp_path):
     from toolalpaca_utils.training import TrainConfig, _finished_run, settings_diff
 

@@ -12,6 +12,7 @@ from typing import Any
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 ADAPTER_DIRNAME = "adapter"
 LOG_FILENAME = "training_log.json"
+CHECKPOINTS_DIRNAME = "checkpoints"
 
 
 @dataclass

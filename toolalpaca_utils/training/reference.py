@@ -19,7 +19,7 @@ from typing import Any
 from ..llm.hf import bf16_available
 from ..runs import cpu_seconds
 from .chat_template import with_training_template
-from .config import ADAPTER_DIRNAME, TrainConfig
+from .config import ADAPTER_DIRNAME, CHECKPOINTS_DIRNAME, TrainConfig
 from .sequences import instance_messages
 
 
@@ -59,7 +59,7 @@ def sft_config(cfg: TrainConfig, out_dir: Path, *, use_cpu: bool, use_bf16: bool
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=cfg.per_device_batch_size,
+        output_dir=str(out_dir / CHECKPOINTS_DIRNAME), per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps if cfg.max_steps and cfg.max_steps > 0 else -1, warmup_steps=cfg.warmup,
         lr_scheduler_type=cfg.lr_scheduler, weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,

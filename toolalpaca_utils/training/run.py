@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..runs import fingerprint, hash_path, plain, replace_text
-from .config import ADAPTER_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
+from .config import ADAPTER_DIRNAME, CHECKPOINTS_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
 from .sequences import EmptyCorpusError
 from .train import split_heldout, train_lora
 
 STAGE = "training"
-DATA_MARKER = "training_data.json"  # the sha256 of the data the folder's checkpoints and adapter come from
+DATA_MARKER = "training_data.json"  # what the folder's checkpoints and adapter come from: data sha256, settings
 NOTEBOOK = "03_training"
 LAUNCH_FILENAME = "launch.json"
 IN_PROCESS, COMMAND_LINE = "in-process", "command line"   # who trained a run (launch.json "by")
@@ -104,7 +105,7 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
         if finished is not None:  # e.g. trained on several GPUs with `accelerate launch`, now read by the notebook
             return finished
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / DATA_MARKER).write_text(json.dumps({"sha256": data_hash}))  # before any checkpoint of this data
+    _begin_run(out_dir, data_hash, cfg, resume=resume)
     result = train_lora(records, train, eval_sets, out_dir=out_dir, config=cfg, resume=resume, progress=progress)
     launch = _record_launch(out_dir, launcher)
     timings["train_seconds"] = result.train_seconds
@@ -135,18 +136,20 @@ def _reuse_finished_run(out_dir: Path, cfg: TrainConfig, launcher: str,
     """(the finished run to reuse or None, whether training may resume from checkpoints).
 
     A finished run with other settings or made from other training data (same path, new
-    content: a corpus simulated again) is never resumed (its checkpoints were made under those);
-    one made from the command line, seen from in-process (the notebook after an ``accelerate
-    launch`` with flags the profile lacks), stops with the differing keys: training here would
-    silently retrain on one device and overwrite the adapter."""
-    recorded = _recorded_data_hash(out_dir)
+    content: a corpus simulated again) is never resumed (its checkpoints were made under those),
+    nor is an unfinished one unless its data and settings are these (:func:`_begin_run`). One
+    made from the command line, seen from in-process (the notebook after an ``accelerate launch``
+    with flags the profile lacks), stops with the differing keys: training here would silently
+    retrain on one device and overwrite the adapter."""
+    start = _recorded_start(out_dir)
+    recorded = start.get("sha256")
     same_data = recorded == data_hash  # no record: data unknown, never reused
     finished = _finished_run(out_dir, cfg) if same_data else None
     if finished is not None:
         return finished, True
     log = _finished_log(out_dir)
-    if log is None:
-        return None, same_data
+    if log is None:  # an unfinished run: its checkpoints carry on only under its data and settings
+        return None, same_data and "settings" in start and not settings_diff(start["settings"], cfg)
     diff = settings_diff(log.get("config") or {}, cfg)
     if not same_data:
         diff["training data (sha256)"] = (recorded, data_hash)
@@ -211,11 +214,24 @@ def _data_hash(data) -> str:
     return fingerprint({name: hash_path(path) for name, path in _inputs(data).items()})
 
 
-def _recorded_data_hash(out_dir: Path) -> str | None:
+def _begin_run(out_dir: Path, data_hash: str, cfg: TrainConfig, *, resume: bool) -> None:
+    """Record what the folder's checkpoints will be made from, before any is written. A run that
+    starts over first removes the checkpoints of the one before: interrupted early, the new run
+    must not resume from them (they were made from other data or settings)."""
+    if not _is_main_process():
+        return
+    if not resume:
+        shutil.rmtree(out_dir / CHECKPOINTS_DIRNAME, ignore_errors=True)
+    replace_text(out_dir / DATA_MARKER, json.dumps({"sha256": data_hash, "settings": plain(cfg.to_dict())}))
+
+
+def _recorded_start(out_dir: Path) -> dict:
+    """What :func:`_begin_run` recorded ({} when nothing readable is there)."""
     try:
-        return json.loads((out_dir / DATA_MARKER).read_text())["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        start = json.loads((out_dir / DATA_MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return start if isinstance(start, dict) else {}
 
 
 def _inputs(data) -> dict:

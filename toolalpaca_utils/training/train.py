@@ -18,7 +18,7 @@ from typing import Any
 
 from ..llm.hf import bf16_available
 from ..runs import cpu_seconds
-from .config import ADAPTER_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
+from .config import ADAPTER_DIRNAME, CHECKPOINTS_DIRNAME, LOG_FILENAME, TrainConfig, TrainResult
 from .sequences import BuildReport, DynamicPaddingCollator, EmptyCorpusError, build_examples, to_dataset
 from .weights import _load_base, plain_weights
 
@@ -88,7 +88,7 @@ def train_lora(
         torch.set_num_threads(int(cfg.num_threads))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = out_dir / CHECKPOINTS_DIRNAME
     device = "cuda" if torch.cuda.is_available() else "cpu"
     train_instances, eval_sets = _eval_sets(train_instances, eval_instances, cfg)
 
