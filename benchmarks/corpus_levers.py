@@ -21,7 +21,9 @@ a quick ablation of the code-written tools is one training run:
 
 Every stage resumes (corpus rows, the training run, evaluation rows) under ``--out``
 (default ``runs/levers``), so an interrupted benchmark continues where it stopped. Nothing here
-is tuned on: the table is printed, and written to ``benchmarks/results/corpus_levers.json``.
+is tuned on: the table is printed, and written to ``benchmarks/results/corpus_levers.json``; each
+condition's paired comparison with 'all levers' (the same items, every seed pooled, McNemar's exact
+test) to ``corpus_levers_paired.json``.
 """
 from __future__ import annotations
 
@@ -157,17 +159,45 @@ def main() -> None:
             for condition in args.conditions:
                 rows += run_one(teacher, tools, real_set, args, condition, seed)
                 print(json.dumps(rows[-1]), flush=True)
-    report(rows)
+    report(rows, args)
 
 
-def report(rows: list[dict]) -> None:
+def report(rows: list[dict], args) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     table = frame.groupby(["set", "decoding", "tool_choice", "condition"])[list(METRICS)].agg(["mean", "std"]).round(1)
     print(table.to_string())
+    paired = paired_rows(rows, args)
+    if paired:
+        print(pd.DataFrame(paired).drop(columns=["a 95% interval", "b 95% interval"]).to_string())
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "corpus_levers.json").write_text(json.dumps(rows, indent=1))
+    (HERE / "results" / "corpus_levers_paired.json").write_text(json.dumps(paired, indent=1))
+
+
+def paired_rows(rows: list[dict], args) -> list[dict]:
+    """'all levers' → each other condition on the same items, the items of every seed pooled:
+    McNemar's exact test per metric (:func:`toolalpaca_utils.stats.compare_runs`)."""
+    from toolalpaca_utils.stats import compare_runs
+
+    groups: dict[tuple, list[int]] = {}
+    for r in rows:
+        if r["condition"] != "all levers":
+            groups.setdefault((r["set"], r["decoding"], r["tool_choice"], r["condition"]), []).append(r["seed"])
+    out = []
+    for (set_name, decoding, choice, condition), seeds in groups.items():
+        a, b = ([row for seed in seeds for row in _item_rows(args, seed, c, set_name, decoding, choice)]
+                for c in ("all levers", condition))
+        out += [{"set": set_name, "decoding": decoding, "tool_choice": choice, "comparison": f"all levers → {condition}",
+                 "seeds": len(seeds), "metric": m, **compare_runs(a, b, m)} for m in METRICS[1:]]
+    return out
+
+
+def _item_rows(args, seed: int, condition: str, set_name: str, decoding: str, choice: str) -> list[dict]:
+    """The fine-tuned student's evaluation rows of one run, ids made unique across seeds."""
+    path = args.out / f"seed{seed}" / _slug(condition) / f"evaluation-{choice}" / f"fine-tuned-{decoding}-{set_name}.jsonl"
+    return [{**r, "id": f"seed{seed}/{r['id']}"} for r in map(json.loads, path.read_text().splitlines())]
 
 
 if __name__ == "__main__":

@@ -377,6 +377,20 @@ def results_frame(runs: Sequence[tuple[str, EvalRun]]):
     return pd.DataFrame(rows)
 
 
+def paired_runs(runs: Sequence[tuple[str, EvalRun]], a: str = "base", b: str = "fine-tuned") -> dict[str, tuple]:
+    """{"<set> · <decoding>: a → b": (a's rows, b's rows)} for every set and decoding that both
+    models ran (run names as :func:`evaluate_grid` gives them): the pairs of
+    :func:`toolalpaca_utils.stats.comparison_table`."""
+    by_name = {(set_name, run.name): run for set_name, run in runs}
+    pairs = {}
+    for (set_name, name), run in by_name.items():
+        model, _, decoding = name.partition(" · ")
+        other = by_name.get((set_name, f"{a} · {decoding}"))
+        if model == b and other is not None:
+            pairs[f"{set_name} · {decoding}: {a} → {b}"] = (other.rows, run.rows)
+    return pairs
+
+
 def render_row(row: dict) -> str:
     """An evaluated episode as readable markdown."""
     lines = [f"**{row['model']}** on **{row['tool']}** — {row['instruction']}", "",

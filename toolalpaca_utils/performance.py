@@ -150,7 +150,27 @@ def levers_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
         group = [r for r, k in zip(rows, keys) if k == key]
         means = [round(sum(r[m] for r in group) / len(group), 1) for m in LEVER_METRICS]
         lines.append("| " + " | ".join(key) + f" | {len(group)} | " + " | ".join(map(str, means)) + " |")
-    return lines + [""]
+    return lines + [""] + _paired_lines(Path(results_dir) / "corpus_levers_paired.json")
+
+
+PAIRED_COLUMNS = ("set", "tool_choice", "comparison", "seeds", "metric", "n", "a %", "b %", "a only", "b only",
+                  "p (McNemar exact)")
+
+
+def _paired_lines(path: Path) -> list[str]:
+    """Each condition against 'all levers' on the same items (every seed pooled): whether the gap is
+    more than noise. Nothing when the benchmark wrote no such file."""
+    try:
+        rows = [[str(r[c]) for c in PAIRED_COLUMNS] for r in json.loads(path.read_text())]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not rows:
+        return []
+    return ["Each condition against all levers on the same items, the items of every seed pooled: a (all levers) "
+            "and b (the condition) are right on `a only` and `b only` items the other gets wrong; McNemar's exact "
+            "p above 0.05 means the gap is within the noise of the set.", "",
+            "| " + " | ".join(PAIRED_COLUMNS) + " |", "|" + "---|" * len(PAIRED_COLUMNS),
+            *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
 def write_page(executed_dir: Path | str, timings_table: Sequence[str],

@@ -1,0 +1,58 @@
+"""Paired tests and intervals of the evaluation tables (toolalpaca_utils.stats), on numbers
+worked out by hand, and on rows as the evaluation writes them."""
+import pytest
+
+from toolalpaca_utils.evaluation import EvalRun, paired_runs
+from toolalpaca_utils.stats import compare_runs, comparison_table, paired_test, share_interval
+
+
+def test_the_wilson_interval_of_known_shares():
+    assert share_interval(0, 30) == (0.0, 11.4)       # 3.84 / (30 + 3.84) = 0.1135
+    assert share_interval(15, 30) == (33.2, 66.8)
+    assert share_interval(30, 30) == (88.6, 100.0)
+    assert share_interval(0, 0) == (0.0, 0.0)
+
+
+def test_mcnemar_counts_only_the_items_that_tell_two_models_apart():
+    base = [True] * 10 + [False] * 20
+    tuned = [True] * 10 + [True] * 7 + [False] * 13        # 7 more, none lost
+    t = paired_test(base, tuned)
+    assert (t["a only"], t["b only"], t["n"]) == (0, 7, 30)
+    assert t["p (McNemar exact)"] == pytest.approx(2 * 0.5 ** 7, abs=1e-3) and t["more than noise"]
+    assert t["difference (points)"] == 23.3 and t["a %"] == 33.3 and t["b %"] == 56.7
+    swapped = paired_test(tuned, base)
+    assert swapped["p (McNemar exact)"] == t["p (McNemar exact)"] and swapped["difference (points)"] == -23.3
+    # 3 won and 2 lost is noise, whatever the shares say
+    mixed = paired_test([True, True, True, False, False] + [False] * 25, [False, False, False, True, True] + [False] * 25)
+    assert mixed["p (McNemar exact)"] == 1.0 and not mixed["more than noise"]
+    same = paired_test([True, False], [True, False])
+    assert same["p (McNemar exact)"] == 1.0 and same["difference (points)"] == 0.0
+    with pytest.raises(ValueError, match="same items"):
+        paired_test([True], [True, False])
+
+
+def row(item: str, overall: bool, model: str) -> dict:
+    return {"id": item, "model": model, "metrics": {"overall": overall, "api_match": True}}
+
+
+def test_runs_are_paired_by_item_and_must_hold_the_same_items():
+    a = [row("x", True, "base"), row("y", False, "base")]
+    b = [row("y", True, "tuned"), row("x", True, "tuned")]       # another order: paired by id
+    t = compare_runs(a, b)
+    assert (t["a only"], t["b only"]) == (0, 1)
+    with pytest.raises(ValueError, match="different items"):
+        compare_runs(a, b[:1])                                   # a missing row is never dropped silently
+    with pytest.raises(ValueError, match="scored twice"):
+        compare_runs(a + a[:1], b)
+
+
+def test_the_table_pairs_base_and_fine_tuned_per_set_and_decoding():
+    runs = [(s, EvalRun(f"{m} · {d}", [row(f"{s}-1", m == "fine-tuned", m), row(f"{s}-2", False, m)]))
+            for s in ("real", "simulated") for m in ("base", "fine-tuned") for d in ("free", "constrained")]
+    runs.append(("real", EvalRun("fine-tuned · greedy", [row("real-1", True, "fine-tuned")])))  # no base to pair
+    pairs = paired_runs(runs)
+    assert sorted(pairs) == ["real · constrained: base → fine-tuned", "real · free: base → fine-tuned",
+                             "simulated · constrained: base → fine-tuned", "simulated · free: base → fine-tuned"]
+    table = comparison_table(pairs, ("overall", "api_match"))
+    assert len(table) == 8 and set(table["b only"][table.metric == "overall"]) == {1}
+    assert set(table["a 95% interval"][table.metric == "api_match"]) == {"34.2–100.0"}
