@@ -159,21 +159,27 @@ def main() -> None:
             for condition in args.conditions:
                 rows += run_one(teacher, tools, real_set, args, condition, seed)
                 print(json.dumps(rows[-1]), flush=True)
-    report(rows, args)
+                paired = write_results(rows, args)  # after every run: an interrupted benchmark keeps its table
+    report(rows, paired)
 
 
-def report(rows: list[dict], args) -> None:
+def write_results(rows: list[dict], args) -> list[dict]:
+    """The rows so far, and each condition against all levers (:func:`paired_rows`), as JSON."""
+    paired = paired_rows(rows, args)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "corpus_levers.json").write_text(json.dumps(rows, indent=1))
+    (HERE / "results" / "corpus_levers_paired.json").write_text(json.dumps(paired, indent=1))
+    return paired
+
+
+def report(rows: list[dict], paired: list[dict]) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     table = frame.groupby(["set", "decoding", "tool_choice", "condition"])[list(METRICS)].agg(["mean", "std"]).round(1)
     print(table.to_string())
-    paired = paired_rows(rows, args)
     if paired:
         print(pd.DataFrame(paired).drop(columns=["a 95% interval", "b 95% interval"]).to_string())
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "corpus_levers.json").write_text(json.dumps(rows, indent=1))
-    (HERE / "results" / "corpus_levers_paired.json").write_text(json.dumps(paired, indent=1))
 
 
 def paired_rows(rows: list[dict], args) -> list[dict]:
@@ -181,9 +187,10 @@ def paired_rows(rows: list[dict], args) -> list[dict]:
     McNemar's exact test per metric (:func:`toolalpaca_utils.stats.compare_runs`)."""
     from toolalpaca_utils.stats import compare_runs
 
+    baseline = {(r["seed"], r["set"], r["decoding"], r["tool_choice"]) for r in rows if r["condition"] == "all levers"}
     groups: dict[tuple, list[int]] = {}
     for r in rows:
-        if r["condition"] != "all levers":
+        if r["condition"] != "all levers" and (r["seed"], r["set"], r["decoding"], r["tool_choice"]) in baseline:
             groups.setdefault((r["set"], r["decoding"], r["tool_choice"], r["condition"]), []).append(r["seed"])
     out = []
     for (set_name, decoding, choice, condition), seeds in groups.items():
@@ -196,7 +203,8 @@ def paired_rows(rows: list[dict], args) -> list[dict]:
 
 def _item_rows(args, seed: int, condition: str, set_name: str, decoding: str, choice: str) -> list[dict]:
     """The fine-tuned student's evaluation rows of one run, ids made unique across seeds."""
-    path = args.out / f"seed{seed}" / _slug(condition) / f"evaluation-{choice}" / f"fine-tuned-{decoding}-{set_name}.jsonl"
+    where = args.out / f"seed{seed}" / _slug(condition) / f"evaluation-{choice}"
+    path = where / f"fine-tuned-{decoding}-{set_name}.jsonl"
     return [{**r, "id": f"seed{seed}/{r['id']}"} for r in map(json.loads, path.read_text().splitlines())]
 
 
