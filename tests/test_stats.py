@@ -56,3 +56,5 @@ def test_the_table_pairs_base_and_fine_tuned_per_set_and_decoding():
     table = comparison_table(pairs, ("overall", "api_match"))
     assert len(table) == 8 and set(table["b only"][table.metric == "overall"]) == {1}
     assert set(table["a 95% interval"][table.metric == "api_match"]) == {"34.2–100.0"}
+    empty = comparison_table({})
+    assert len(empty) == 0 and "p (McNemar exact)" in empty.columns and len(empty[empty.metric == "overall"]) == 0

@@ -72,5 +72,6 @@ def comparison_table(pairs: dict[str, tuple[Sequence[dict], Sequence[dict]]],
     fine-tuned") to the rows of model a and of model b."""
     import pandas as pd
 
-    return pd.DataFrame([{"comparison": label, "metric": metric, **compare_runs(rows_a, rows_b, metric)}
-                         for label, (rows_a, rows_b) in pairs.items() for metric in metrics])
+    rows = [{"comparison": label, "metric": metric, **compare_runs(rows_a, rows_b, metric)}
+            for label, (rows_a, rows_b) in pairs.items() for metric in metrics]
+    return pd.DataFrame(rows, columns=["comparison", "metric", *paired_test([], [])])  # columns even when empty
