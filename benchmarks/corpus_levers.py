@@ -155,8 +155,8 @@ def main() -> None:
                                               cache_dir=args.out / "llm-cache") as teacher:
         items, records = items_from_real(url)
         real_set = (spread_over_tools(items, args.real), records)
-        for seed in args.seeds:
-            for condition in args.conditions:
+        for condition in args.conditions:  # a condition's seeds together: an interrupted run has whole conditions
+            for seed in args.seeds:
                 rows += run_one(teacher, tools, real_set, args, condition, seed)
                 print(json.dumps(rows[-1]), flush=True)
                 paired = write_results(rows, args)  # after every run: an interrupted benchmark keeps its table
