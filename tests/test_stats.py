@@ -58,3 +58,18 @@ def test_the_table_pairs_base_and_fine_tuned_per_set_and_decoding():
     assert set(table["a 95% interval"][table.metric == "api_match"]) == {"34.2–100.0"}
     empty = comparison_table({})
     assert len(empty) == 0 and "p (McNemar exact)" in empty.columns and len(empty[empty.metric == "overall"]) == 0
+
+
+def test_every_pair_of_runs_and_the_closing_notes_clause():
+    from toolalpaca_utils.stats import noise_sentence, pairwise
+
+    runs = {k: EvalRun(k, [row(f"i{j}", j < hits, k) for j in range(10)]) for k, hits in
+            (("base", 0), ("icl", 1), ("tuned", 9))}
+    pairs = pairwise(runs)
+    assert list(pairs) == ["base → icl", "base → tuned", "icl → tuned"]
+    table = comparison_table(pairs)
+    assert noise_sentence(table, "overall") == ("of the 3 paired comparisons, base → tuned; icl → tuned differ by "
+                                                "more than noise (McNemar p < 0.05)")
+    assert noise_sentence(comparison_table(pairwise({k: runs[k] for k in ("base", "icl")})), "overall") == (
+        "no pair of them differs by more than noise (McNemar p ≥ 1.00)")
+    assert noise_sentence(comparison_table({}), "overall") == "no pair of models was evaluated"

@@ -75,3 +75,22 @@ def comparison_table(pairs: dict[str, tuple[Sequence[dict], Sequence[dict]]],
     rows = [{"comparison": label, "metric": metric, **compare_runs(rows_a, rows_b, metric)}
             for label, (rows_a, rows_b) in pairs.items() for metric in metrics]
     return pd.DataFrame(rows, columns=["comparison", "metric", *paired_test([], [])])  # columns even when empty
+
+
+def pairwise(runs: dict) -> dict[str, tuple]:
+    """Every pair of ``runs`` (name -> an EvalRun, in order) as :func:`comparison_table`'s pairs."""
+    order = list(runs)
+    return {f"{runs[a].name} → {runs[b].name}": (runs[a].rows, runs[b].rows)
+            for i, a in enumerate(order) for b in order[i + 1:]}
+
+
+def noise_sentence(table, metric: str) -> str:
+    """One clause for a closing note: which pairs of ``table`` (:func:`comparison_table`) differ
+    by more than noise on ``metric``."""
+    rows = table[table.metric == metric]
+    beyond = rows.loc[rows["more than noise"].astype(bool), "comparison"].tolist()
+    if beyond:
+        return f"of the {len(rows)} paired comparisons, {'; '.join(beyond)} differ by more than noise (McNemar p < {ALPHA})"
+    if len(rows):
+        return f"no pair of them differs by more than noise (McNemar p ≥ {rows['p (McNemar exact)'].min():.2f})"
+    return "no pair of models was evaluated"
