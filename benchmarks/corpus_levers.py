@@ -121,13 +121,13 @@ def train(corpus_dir: Path, args, seed: int, condition: str) -> Path:
 
 
 def run_one(teacher, tools, real_set, args, condition: str, seed: int) -> list[dict]:
-    started = time.perf_counter()
+    started, where = time.perf_counter(), args.out / f"seed{seed}" / _slug(condition)
+    timed = not where.exists() or (where / "seconds.json").exists()  # begun before runs were timed: unknown
     corpus_dir = corpus(teacher, tools, args, condition, seed)
     shared = corpus(teacher, tools, args, "all levers", seed)  # the same unseen simulated items for all
     adapter = train(corpus_dir, args, seed, condition)
     sim_items, sim_records = items_from_corpus(shared)
     sets = {"real": real_set, "simulated": (spread_over_tools(sim_items, args.simulated), sim_records)}
-    where = args.out / f"seed{seed}" / _slug(condition)
     rows = []
     for choice in args.tool_choice:
         out_dir = where / f"evaluation-{choice}"
@@ -141,8 +141,19 @@ def run_one(teacher, tools, real_set, args, condition: str, seed: int) -> list[d
                                 progress=False, replicas=2, tool_choice=choice)
         rows += [{"condition": condition, "seed": seed, "set": set_name, "decoding": run.name.split(" · ")[1],
                   "tool_choice": choice, **{m: run.summary()[m] for m in METRICS}} for set_name, run in runs]
-    minutes = round((time.perf_counter() - started) / 60, 1)
+    minutes = _minutes(where, time.perf_counter() - started) if timed else None
     return [{**r, "minutes": minutes} for r in rows]
+
+
+def _minutes(where: Path, seconds: float) -> float:
+    """The run's wall time over all the invocations that worked on it (kept in ``where``), so a
+    resumed run reports what it cost, not the seconds it took to read itself back. A run begun
+    before this bookkeeping reports None (not known), never its read-back time."""
+    path = where / "seconds.json"
+    spent = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
+    where.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"seconds": spent + seconds}))
+    return round((spent + seconds) / 60, 1)
 
 
 def main() -> None:

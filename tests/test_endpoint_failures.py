@@ -166,9 +166,22 @@ def test_stop_after_n_items_in_a_row_keeps_what_finished(workers, ordered):
 
 def test_a_success_resets_the_count_and_a_retry_can_succeed():
     kept, tries = [], Counter()
-    failing = {1, 2, 4, 5, 7, 8}  # never three in a row
-    run_parallel(range(10), _work_failing(failing, tries), kept.append, progress=False, endpoint=QUICK)
-    assert kept == [0, 30, 60, 90]
+    failing = {1, 2, 4, 5, 7, 8}  # never three in a row: the run goes on, but does not end as if whole
+    with pytest.raises(EndpointUnreachableError, match="6 of 10 items failed") as info:
+        run_parallel(range(10), _work_failing(failing, tries), kept.append, progress=False, endpoint=QUICK)
+    # the last round meets three dead items in a row and stops: the three it did not reach stay missing too
+    assert kept == [0, 30, 60, 90] and info.value.missing == [1, 2, 4, 5, 7, 8]
+    kept, tries = [], Counter()
+    with pytest.raises(EndpointUnreachableError, match="incomplete: 2 work items") as info:
+        run_parallel(range(10), _work_failing({2, 6}, tries), kept.append, workers=3, progress=False,
+                     endpoint=QUICK, label=lambda i: f"item-{i}")
+    assert sorted(kept) == [0, 10, 30, 40, 50, 70, 80, 90] and info.value.missing == [2, 6]
+    assert "item-2, item-6" in str(info.value) and "To resume" in str(info.value)
+    assert tries[2] == tries[6] == 2 * (QUICK.retries + 1)  # its retries, then the last round's
+    kept, tries = [], Counter()  # failures that outlast an item's retries but not the run: the last round
+    run_parallel(range(6), _work_failing({1, 4}, tries, heal_after=QUICK.retries + 1), kept.append,
+                 workers=3, progress=False, endpoint=QUICK)
+    assert sorted(kept) == [0, 10, 20, 30, 40, 50] and tries[1] == tries[4] == QUICK.retries + 2
     kept, tries = [], Counter()  # a transient failure: the retry finishes the item, in its place
     run_parallel(range(5), _work_failing({0, 1, 2, 3}, tries, heal_after=1), kept.append, progress=False,
                  endpoint=QUICK)

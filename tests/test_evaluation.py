@@ -194,6 +194,34 @@ def test_a_dying_student_endpoint_is_not_scored_as_the_model_failing(realtools_u
     assert len(read_jsonl(out)) == len(items)  # each row written once
 
 
+def test_an_evaluation_with_items_lost_here_and_there_is_never_handed_back_as_whole(realtools_url, tmp_path):
+    """Two items' endpoint calls keep failing (timeouts on a busy machine), never enough in a row
+    to stop: the evaluation still ends with EndpointUnreachableError naming them, not with an
+    EvalRun over fewer items; the rows it finished are kept and a rerun scores exactly the two."""
+    from toolalpaca_utils.endpoint import EndpointPolicy, EndpointUnreachableError
+    from toolalpaca_utils.llm import LLMTimeoutError
+
+    items, records = items_from_real(realtools_url)
+    items = items[:6]
+    lost = {items[1].id, items[4].id}
+
+    class Busy(GoldenPlayer):
+        def chat(self, messages, **gen):
+            if any(it.id in lost and it.instruction == messages[1]["content"] for it in items):
+                raise LLMTimeoutError("http://127.0.0.1:1/v1 did not answer within 120s")
+            return super().chat(messages, **gen)
+
+    out = tmp_path / "rows.jsonl"
+    with pytest.raises(EndpointUnreachableError, match="incomplete: 2 work items") as info:
+        evaluate(Busy(items), items, records, name="g", out_path=out, progress=False, max_steps=4,
+                 endpoint=EndpointPolicy(retries=1, backoff=0.0, max_consecutive=3))
+    assert sorted(it.id for it in info.value.missing) == sorted(lost)
+    assert all(i in str(info.value) for i in lost) and str(out) in str(info.value)
+    assert sorted(r["id"] for r in read_jsonl(out)) == sorted(it.id for it in items if it.id not in lost)
+    again = evaluate(GoldenPlayer(items), items, records, name="g", out_path=out, progress=False, max_steps=4)
+    assert again.summary()["n"] == len(items) and len(read_jsonl(out)) == len(items)
+
+
 def test_evaluate_grid_runs_every_model_decoding_and_set_and_resumes(realtools_url, tmp_path, monkeypatch):
     """The grid of notebook 04 (and of the corpus-levers benchmark): each model served once, one
     run per decoding and set, each written to its own file and resumed from it."""

@@ -16,7 +16,10 @@ too long) stay what they are: recorded rejects with their reasons.
   item: tried again after a back-off (``retries``), then given up without a result; after
   ``max_consecutive`` items in a row given up, the run stops with
   :class:`EndpointUnreachableError` (which endpoint, how many in a row, what was kept, how to
-  resume). Everything finished stays on disk and a rerun retries exactly the items given up.
+  resume). Items given up here and there (never enough in a row to stop) get one last round at
+  the end of the run; any still without a result make the run end with the same error, naming
+  them — a run is never handed back as if it were whole when items are missing. Everything
+  finished stays on disk and a rerun retries exactly the items given up.
 """
 from __future__ import annotations
 
@@ -43,14 +46,17 @@ class EndpointFailure(Exception):
 
 
 class EndpointUnreachableError(LLMConnectionError):
-    """Several work items in a row failed because the LLM endpoint failed; the stage stopped early.
-    Finished work is on disk; ``result`` holds what the stage has of it (set by the stage)."""
+    """Work items failed because the LLM endpoint failed: several in a row (the stage stopped early)
+    or some here and there (the stage ended without them). Finished work is on disk; ``result``
+    holds what the stage has of it (set by the stage), ``missing`` the items left without a result."""
 
-    def __init__(self, message: str, result: Any = None, *, consecutive: int = 0, last_error: str = ""):
+    def __init__(self, message: str, result: Any = None, *, consecutive: int = 0, last_error: str = "",
+                 missing: list | None = None):
         super().__init__(message)
         self.result = result
-        self.consecutive = consecutive
+        self.consecutive = consecutive   # items in a row at the stop; 0 when the run ended incomplete
         self.last_error = last_error
+        self.missing = missing or []     # the work items left without a result
 
 
 def is_endpoint_failure(exc: BaseException) -> bool:
@@ -146,7 +152,7 @@ class EndpointTracker:
         self.lock = threading.Lock()
         self.consecutive = 0
         self.stopped_at = 0            # items in a row given up when the run was stopped
-        self.given_up = 0
+        self.given_up: list = []       # the items given up, in the order they were
         self.last_error = ""
 
     def run(self, work: Callable[[Any], Iterable], item: Any) -> Iterator:
@@ -167,23 +173,41 @@ class EndpointTracker:
                 continue
             with self.lock:
                 self.consecutive = 0
+                if item in self.given_up:  # finished in the last round
+                    self.given_up.remove(item)
             return
         with self.lock:
             self.consecutive += 1
-            self.given_up += 1
+            if item not in self.given_up:
+                self.given_up.append(item)
             if self.consecutive >= max(1, policy.max_consecutive) and not self.halted.is_set():
                 self.stopped_at = self.consecutive
                 self.halted.set()
 
-    def error(self, *, kept: int, items: int) -> EndpointUnreachableError:
-        """The stop: which endpoint, how many items in a row, what was kept, how to resume."""
+    def last_round(self) -> list:
+        """The items given up so far, for one more try (the count in a row starts over); each one
+        that finishes leaves :attr:`given_up`."""
+        with self.lock:
+            self.consecutive = 0
+            return list(self.given_up)
+
+    def error(self, *, kept: int, items: int, label: Callable[[Any], str] = str) -> EndpointUnreachableError:
+        """The stop: which endpoint, how many items in a row (or which items were left without a
+        result), what was kept, how to resume. ``label`` names an item in the message."""
         p = self.policy
         where = f" in {p.kept}" if p.kept else ""
+        tries = f"{p.retries} {'retry' if p.retries == 1 else 'retries'} each, with back-off"
+        if self.stopped_at:
+            what = f"stopped: {self.stopped_at} work items in a row failed because the LLM endpoint {p.endpoint} did not answer ({tries})"
+        else:
+            names = ", ".join(label(item) for item in self.given_up[:10]) + (", …" if len(self.given_up) > 10 else "")
+            what = (f"incomplete: {len(self.given_up)} work items failed because the LLM endpoint {p.endpoint} "
+                    f"did not answer ({tries}, and once more at the end of the run): {names}")
         message = (
-            f"stopped: {self.stopped_at} work items in a row failed because the LLM endpoint {p.endpoint} "
-            f"did not answer ({p.retries} {'retry' if p.retries == 1 else 'retries'} each, with back-off); last error: {self.last_error}. "
+            f"{what}; last error: {self.last_error}. "
             f"Kept: everything finished{where} ({kept} result{'' if kept == 1 else 's'} handed over in "
-            f"this run, read-back ones included); {self.given_up} of {items} items failed for the endpoint and were not recorded "
+            f"this run, read-back ones included); {len(self.given_up)} of {items} items failed for the endpoint and were not recorded "
             f"(no rejects). To resume: {p.resume}; it retries exactly the unfinished work."
         )
-        return EndpointUnreachableError(message, consecutive=self.stopped_at, last_error=self.last_error)
+        return EndpointUnreachableError(message, consecutive=self.stopped_at, last_error=self.last_error,
+                                        missing=list(self.given_up))

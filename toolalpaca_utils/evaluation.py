@@ -212,7 +212,9 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     An episode whose model or teacher endpoint failed (a crashed server, a timeout, a 5xx) is not a
     model failure: it is retried with back-off and, if the endpoint stays down, left unrecorded
     (a rerun retries it) and the evaluation stops with ``EndpointUnreachableError`` after a few in
-    a row (``endpoint``: :class:`~toolalpaca_utils.endpoint.EndpointPolicy`)."""
+    a row (``endpoint``: :class:`~toolalpaca_utils.endpoint.EndpointPolicy`). Items left so here
+    and there are tried once more at the end; any still unscored end the evaluation with the same
+    error, naming them: an ``EvalRun`` always holds every item."""
     from .parallel import run_parallel, worker_count
 
     check_chat_options(prompt_format, mode)  # a wrong setting stops here, not as a crashed row per item
@@ -240,7 +242,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     policy = (endpoint or EndpointPolicy()).for_stage(
         model, kept=str(out_path or "memory"), resume="run the evaluation again with the same settings")
     run_parallel(todo, work, keep, workers=worker_count(model, workers), desc=name, unit="episode",
-                 progress=progress, endpoint=policy)
+                 progress=progress, endpoint=policy, label=lambda item: item.id)
     return EvalRun(name, [done[it.id] for it in items if it.id in done])
 
 

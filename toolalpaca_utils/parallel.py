@@ -10,12 +10,15 @@ an early stop or an error wastes little.
 With an ``endpoint`` policy (:mod:`toolalpaca_utils.endpoint`) an item whose LLM endpoint failed
 is tried again after a back-off, then given up without a result (no reject: a rerun retries it);
 after a few items in a row given up, no further item starts, the running ones finish and keep
-their results, and :class:`~toolalpaca_utils.endpoint.EndpointUnreachableError` is raised.
+their results, and :class:`~toolalpaca_utils.endpoint.EndpointUnreachableError` is raised. Items
+given up here and there are tried once more at the end; if any is still without a result, the
+same error names them (``label``), so no stage hands back a partial run as a whole one.
 """
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -64,7 +67,8 @@ def worker_count(client: Any, workers: int | None = None) -> int:
 def run_parallel(items: Iterable[T], work: Callable[[T], Iterable[R]], keep: Callable[[R], bool | None], *,
                  workers: int = 1, ordered: bool = False, total: int | None = None, initial: int = 0,
                  desc: str | None = None, unit: str = "it", progress: bool = True,
-                 postfix: Callable[[], dict] | None = None, endpoint: EndpointPolicy | None = None) -> bool:
+                 postfix: Callable[[], dict] | None = None, endpoint: EndpointPolicy | None = None,
+                 label: Callable[[T], str] = str) -> bool:
     """Run ``work`` on every item and hand each result it yields to ``keep``; True if stopped early.
 
     ``work(item)`` returns an iterable of results (a generator streams them as they finish).
@@ -72,7 +76,7 @@ def run_parallel(items: Iterable[T], work: Callable[[T], Iterable[R]], keep: Cal
     time. ``ordered`` hands results over in item order whichever worker finishes first (a later
     item's results wait), otherwise as they come. The bar counts from ``initial`` to ``total``
     (default: one result per item); ``postfix()`` is shown on it. A worker's exception is raised
-    here once the items running have finished. ``endpoint``: see the module docstring."""
+    here once the items running have finished. ``endpoint`` and ``label``: see the module docstring."""
     from tqdm.auto import tqdm
 
     items = list(items)
@@ -83,17 +87,25 @@ def run_parallel(items: Iterable[T], work: Callable[[T], Iterable[R]], keep: Cal
                disable=not progress)
     keeper = _Keeper(keep, bar, postfix, tracker.halted if tracker is not None else None)
     try:
-        if workers <= 1:
-            _in_turn(items, work, keeper)
-        elif ordered:
-            _in_order(items, work, keeper, workers)
-        else:
-            _as_they_come(items, work, keeper, workers)
+        _run_all(items, work, keeper, workers, ordered)
+        if tracker is not None and not tracker.halted.is_set() and not keeper.stopped and tracker.given_up:
+            # failures here and there (a busy machine's timeouts): one last round, after a back-off
+            time.sleep(tracker.policy.delay(0))
+            _run_all(tracker.last_round(), work, keeper, workers, ordered)
     finally:
         bar.close()
-    if tracker is not None and tracker.halted.is_set():
-        raise tracker.error(kept=keeper.kept, items=len(items))
+    if tracker is not None and (tracker.halted.is_set() or (tracker.given_up and not keeper.stopped)):
+        raise tracker.error(kept=keeper.kept, items=len(items), label=label)
     return keeper.stopped
+
+
+def _run_all(items: Sequence, work: Callable, keeper: _Keeper, workers: int, ordered: bool) -> None:
+    if workers <= 1:
+        _in_turn(items, work, keeper)
+    elif ordered:
+        _in_order(items, work, keeper, workers)
+    else:
+        _as_they_come(items, work, keeper, workers)
 
 
 def _feed(item: Any, work: Callable, keeper: _Keeper) -> bool:

@@ -396,7 +396,8 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
 
     run_parallel(records, run_tool, keep, workers=worker_count(client, workers),
                  total=len(records) * cfg.instructions_per_tool, initial=len(done), desc="instances",
-                 progress=progress, postfix=lambda: {"kept": kept}, endpoint=policy)
+                 progress=progress, postfix=lambda: {"kept": kept}, endpoint=policy,
+                 label=lambda record: record["Name"])
     _canonical_order(out_dir, [r["Name"] for r in records])
     to_dataset_dict(out_dir)
     return summarise(out_dir, seconds=time.perf_counter() - start, train_tools=train_names, eval_tools=eval_names)

@@ -62,5 +62,5 @@ def run_model(model, questions: Sequence[Question], *, name: str, mode: str, out
     policy = (endpoint or EndpointPolicy()).for_stage(
         model, kept=str(out_path or "memory"), resume="run notebook 07_bfcl again with the same settings")
     run_parallel(todo, work, keep, workers=worker_count(model), desc=f"{name} · {mode}", unit="question",
-                 progress=progress, endpoint=policy)
+                 progress=progress, endpoint=policy, label=lambda question: question.id)
     return [done[q.id] for q in questions if q.id in done]

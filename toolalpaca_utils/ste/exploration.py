@@ -533,7 +533,7 @@ def explore(client, records: Sequence[dict], cfg: ExploreConfig | None = None, *
 
     run_parallel(range(len(records)), explore_tool, keep, workers=worker_count(client, workers),
                  total=len(records) * cfg.episodes * cfg.trials, desc=f"explore[{cfg.condition}]", progress=progress,
-                 endpoint=policy)
+                 endpoint=policy, label=lambda index: records[index]["Name"])
     return [row for rows in per_tool for row in rows]
 
 

@@ -87,11 +87,14 @@ def build_toolset(
     keep = _Recorder(result, done, progress_path, settings)
     try:
         run_parallel(rows, work, keep, workers=worker_count(client, workers), ordered=True,
-                     desc="toolset", unit="tool", progress=progress, postfix=keep.postfix, endpoint=policy)
+                     desc="toolset", unit="tool", progress=progress, postfix=keep.postfix, endpoint=policy,
+                     label=entry_key)
     except EndpointUnreachableError as exc:
         result.stopped_early, exc.result = str(exc), result
         raise
     finally:
+        order = {entry_key(row): i for i, row in enumerate(rows)}  # a last round's outcomes come late
+        result.outcomes.sort(key=lambda outcome: order.get(outcome.key, len(order)))
         _finish(result, start, client)
     return result
 
