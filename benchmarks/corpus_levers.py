@@ -195,8 +195,9 @@ def report(rows: list[dict], paired: list[dict]) -> None:
 
 def paired_rows(rows: list[dict], args) -> list[dict]:
     """'all levers' → each other condition on the same items, the items of every seed pooled:
-    McNemar's exact test per metric (:func:`toolalpaca_utils.stats.compare_runs`)."""
-    from toolalpaca_utils.stats import compare_runs
+    McNemar's exact test per metric (:func:`toolalpaca_utils.stats.compare_runs`), Holm-corrected
+    over the conditions of each set, decoding and metric."""
+    from toolalpaca_utils.stats import compare_runs, corrected
 
     baseline = {(r["seed"], r["set"], r["decoding"], r["tool_choice"]) for r in rows if r["condition"] == "all levers"}
     groups: dict[tuple, list[int]] = {}
@@ -209,7 +210,7 @@ def paired_rows(rows: list[dict], args) -> list[dict]:
                 for c in ("all levers", condition))
         out += [{"set": set_name, "decoding": decoding, "tool_choice": choice, "comparison": f"all levers → {condition}",
                  "seeds": len(seeds), "metric": m, **compare_runs(a, b, m)} for m in METRICS[1:]]
-    return out
+    return corrected(out, family=("set", "decoding", "tool_choice", "metric"))
 
 
 def _item_rows(args, seed: int, condition: str, set_name: str, decoding: str, choice: str) -> list[dict]:

@@ -51,7 +51,8 @@ def test_the_levers_table_is_the_benchmarks_rows_averaged_over_seeds(tmp_path):
     assert text.index("## Corpus levers") < text.index("## Notebook run times")
     assert "McNemar" not in text                                   # no paired file: no paired table
     paired = {"set": "real", "tool_choice": "required", "comparison": "all levers → teacher's tools only", "seeds": 2,
-              "metric": "overall", "n": 60, "a %": 13.3, "b %": 16.7, "a only": 1, "b only": 3, "p (McNemar exact)": 0.625}
+              "metric": "overall", "n": 60, "a %": 13.3, "b %": 16.7, "a only": 1, "b only": 3, "p (McNemar exact)": 0.625,
+              "p (Holm)": 1.0}
     (results / "corpus_levers_paired.json").write_text(json.dumps([paired]))
     text = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results).read_text()
-    assert "| real | required | all levers → teacher's tools only | 2 | overall | 60 | 13.3 | 16.7 | 1 | 3 | 0.625 |" in text
+    assert "| real | required | all levers → teacher's tools only | 2 | overall | 60 | 13.3 | 16.7 | 1 | 3 | 0.625 | 1.0 |" in text

@@ -69,7 +69,25 @@ def test_every_pair_of_runs_and_the_closing_notes_clause():
     assert list(pairs) == ["base → icl", "base → tuned", "icl → tuned"]
     table = comparison_table(pairs)
     assert noise_sentence(table, "overall") == ("of the 3 paired comparisons, base → tuned; icl → tuned differ by "
-                                                "more than noise (McNemar p < 0.05)")
+                                                "more than noise (McNemar, Holm-corrected p < 0.05)")
     assert noise_sentence(comparison_table(pairwise({k: runs[k] for k in ("base", "icl")})), "overall") == (
-        "no pair of them differs by more than noise (McNemar p ≥ 1.00)")
+        "no pair of them differs by more than noise (McNemar, Holm-corrected p ≥ 1.00)")
     assert noise_sentence(comparison_table({}), "overall") == "no pair of models was evaluated"
+
+
+def test_holm_by_hand_and_a_table_reads_more_than_noise_on_the_corrected_p():
+    from toolalpaca_utils.stats import holm
+
+    # sorted 0.005, 0.01, 0.03, 0.04 → ×4, ×3, ×2, ×1 = 0.02, 0.03, 0.06, 0.04 → monotone: 0.04 becomes 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([]) == [] and holm([0.5]) == [0.5] and holm([0.6, 0.7]) == [1.0, 1.0]
+    # 0 vs 7 discordant items: p = 2·0.5⁷ = 1/64 alone, 2/64 for two, 4/64 for four (within each metric)
+    def pair(hits_b):
+        return [row(f"i{j}", False, "a") for j in range(10)], [row(f"i{j}", j < hits_b, "b") for j in range(10)]
+    two = comparison_table({"x": pair(7), "y": pair(7)}, ("overall", "api_match"))
+    overall = two[two.metric == "overall"]
+    assert set(overall["p (McNemar exact)"]) == {1 / 64} and set(overall["p (Holm)"]) == {2 / 64}
+    assert overall["more than noise"].all()  # corrected with its own metric's tests only (with all four: 4/64)
+    assert set(two[two.metric == "api_match"]["p (Holm)"]) == {1.0}
+    four = comparison_table({k: pair(7) for k in "wxyz"})
+    assert set(four["p (Holm)"]) == {4 / 64} and not four["more than noise"].any()  # uncorrected, all four would pass

@@ -154,21 +154,27 @@ def levers_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
 
 
 PAIRED_COLUMNS = ("set", "tool_choice", "comparison", "seeds", "metric", "n", "a %", "b %", "a only", "b only",
-                  "p (McNemar exact)")
+                  "p (McNemar exact)", "p (Holm)")
+
+
+def _cell(value) -> str:
+    """A table cell: p-values (unrounded in the JSON) to three decimals."""
+    return str(round(value, 3)) if isinstance(value, float) else str(value)
 
 
 def _paired_lines(path: Path) -> list[str]:
     """Each condition against 'all levers' on the same items (every seed pooled): whether the gap is
     more than noise. Nothing when the benchmark wrote no such file."""
     try:
-        rows = [[str(r[c]) for c in PAIRED_COLUMNS] for r in json.loads(path.read_text())]
+        rows = [[_cell(r.get(c, "–")) for c in PAIRED_COLUMNS] for r in json.loads(path.read_text())]
     except (OSError, ValueError, KeyError, TypeError):
         return []
     if not rows:
         return []
     return ["Each condition against all levers on the same items, the items of every seed pooled: a (all levers) "
             "and b (the condition) are right on `a only` and `b only` items the other gets wrong; McNemar's exact "
-            "p above 0.05 means the gap is within the noise of the set.", "",
+            "p, Holm-corrected over the conditions of each set and metric, above 0.05 means the gap is within the "
+            "noise of the set.", "",
             "| " + " | ".join(PAIRED_COLUMNS) + " |", "|" + "---|" * len(PAIRED_COLUMNS),
             *("| " + " | ".join(r) + " |" for r in rows), ""]
 

@@ -5,6 +5,10 @@ Every evaluation here scores each item right or wrong, on a few dozen items (one
 McNemar's exact test: only the items one model gets right and the other wrong count, and under
 "no difference" each such item is a coin toss (scipy's binomial test). A share gets a Wilson
 interval (scipy's too). Nothing is dropped: two runs must score the same items, or it is an error.
+
+A table asks many such questions at once (every set, decoding and metric), and one p below 0.05
+in twenty is chance. So a table's p-values are also given Holm-corrected within each metric
+(:func:`holm`), and "more than noise" is read on the corrected one.
 """
 from __future__ import annotations
 
@@ -42,7 +46,25 @@ def paired_test(a: Sequence[bool], b: Sequence[bool]) -> dict:
             "a 95% interval": "%.1f–%.1f" % share_interval(hits_a, n),
             "b 95% interval": "%.1f–%.1f" % share_interval(hits_b, n),
             "a only": a_only, "b only": b_only, "difference (points)": pct(hits_b - hits_a),
-            "p (McNemar exact)": round(float(p), 3), "more than noise": bool(p < ALPHA)}
+            "p (McNemar exact)": float(p), "more than noise": bool(p < ALPHA)}
+
+
+#: a comparison table's columns after its labels (:func:`paired_test`'s, and the corrected p)
+TEST_COLUMNS = ("n", "a %", "b %", "a 95% interval", "b 95% interval", "a only", "b only", "difference (points)",
+                "p (McNemar exact)", "p (Holm)", "more than noise")
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down correction of ``pvalues`` (one family of tests), in their order: the k-th
+    smallest is multiplied by (m − k + 1), kept monotone and capped at 1. It bounds the chance of
+    any false "more than noise" in the family by ALPHA, with no assumption on how the tests relate."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def scores_by_item(rows: Sequence[dict], metric: str) -> dict[str, bool]:
@@ -69,12 +91,27 @@ def compare_runs(rows_a: Sequence[dict], rows_b: Sequence[dict], metric: str = "
 def comparison_table(pairs: dict[str, tuple[Sequence[dict], Sequence[dict]]],
                      metrics: Sequence[str] = ("overall",)):
     """One row per (comparison, metric): ``pairs`` maps a label ("real · constrained: base →
-    fine-tuned") to the rows of model a and of model b."""
+    fine-tuned") to the rows of model a and of model b. ``p (Holm)`` corrects the p-values of each
+    metric's comparisons together (:func:`holm`); "more than noise" is read on it."""
     import pandas as pd
 
     rows = [{"comparison": label, "metric": metric, **compare_runs(rows_a, rows_b, metric)}
             for label, (rows_a, rows_b) in pairs.items() for metric in metrics]
-    return pd.DataFrame(rows, columns=["comparison", "metric", *paired_test([], [])])  # columns even when empty
+    return pd.DataFrame(corrected(rows, family=("metric",)),
+                        columns=["comparison", "metric", *TEST_COLUMNS])  # columns even when empty
+
+
+def corrected(rows: Sequence[dict], family: Sequence[str]) -> list[dict]:
+    """``rows`` (each with :func:`paired_test`'s fields) with ``p (Holm)`` over the rows that share
+    the values of ``family``'s keys, and "more than noise" read on it."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(tuple(r[k] for k in family), []).append(i)
+    out = [dict(r) for r in rows]
+    for members in groups.values():
+        for i, p in zip(members, holm([rows[i]["p (McNemar exact)"] for i in members])):
+            out[i]["p (Holm)"], out[i]["more than noise"] = p, bool(p < ALPHA)
+    return out
 
 
 def pairwise(runs: dict) -> dict[str, tuple]:
@@ -90,7 +127,8 @@ def noise_sentence(table, metric: str) -> str:
     rows = table[table.metric == metric]
     beyond = rows.loc[rows["more than noise"].astype(bool), "comparison"].tolist()
     if beyond:
-        return f"of the {len(rows)} paired comparisons, {'; '.join(beyond)} differ by more than noise (McNemar p < {ALPHA})"
+        return (f"of the {len(rows)} paired comparisons, {'; '.join(beyond)} differ by more than noise "
+                f"(McNemar, Holm-corrected p < {ALPHA})")
     if len(rows):
-        return f"no pair of them differs by more than noise (McNemar p ≥ {rows['p (McNemar exact)'].min():.2f})"
+        return f"no pair of them differs by more than noise (McNemar, Holm-corrected p ≥ {rows['p (Holm)'].min():.2f})"
     return "no pair of models was evaluated"
