@@ -65,7 +65,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=120, help="optimizer steps per training run")
     ap.add_argument("--real", type=int, default=30, help="real-tool items (tool-balanced subset)")
     ap.add_argument("--simulated", type=int, default=21, help="unseen simulated items")
-    ap.add_argument("--decoding", nargs="+", default=["constrained"], choices=["free", "constrained"])
+    ap.add_argument("--decoding", nargs="+", default=["constrained"], choices=["free", "constrained", "grounded"])
     ap.add_argument("--tool-choice", nargs="+", default=["required"], choices=["auto", "required"],
                     help="constrained decoding's first step (the cpu profile's 04 setting: required)")
     ap.add_argument("--from-book", action="store_true",

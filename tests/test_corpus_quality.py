@@ -192,3 +192,24 @@ def test_quality_report_counts_junk(tmp_path):
     assert q["duplicate_requests_within_splits"] == 2 and q["duplicate_requests_across_splits"] == 1
     if len(junk.split()) >= 3:
         assert q["description_fragment_values"] == 4
+
+
+@pytest.mark.parametrize("name,schema", [
+    ("country", {"type": "string", "description": "ISO 3166 code"}), ("start_date", {"type": "string", "format": "date"}),
+    ("email", {"type": "string"}), ("timezone", {"type": "string"}), ("currency", {"type": "string"}),
+    ("origin", {"type": "string", "description": "IATA code of the departure airport"}),
+    ("name", {"type": "string", "description": "City name"}), ("author", {"type": "string"}),
+])
+def test_readings_are_the_values_a_request_says_the_other_way_round(name, schema):
+    """What the corpus teaches (a value said as a name is called as its code, a prose date in ISO)
+    is what grounded decoding may pick: every typed string value is among the readings of a
+    request that says it, and every reading is a value the request says (values.mentioned)."""
+    from toolalpaca_utils.values import readings
+
+    for seed in range(15):
+        v = sample_value(name, schema, random.Random(seed))
+        text = f"Could you check {v.said}, please?"
+        found = readings(text)
+        assert v.value in found, (v, found)
+        assert all(mentioned(r, text) for r in found)
+        assert "please" in found and "please?" not in found and "Could you check" in found  # spans, ends stripped

@@ -251,3 +251,25 @@ def test_evaluate_grid_runs_every_model_decoding_and_set_and_resumes(realtools_u
     again, _ = evaluate_grid("m", {"base": None, "fine-tuned": "adapter"}, sets, out_dir=tmp_path,
                              decodings=["free", "constrained"], progress=False, replicas=1)
     assert [r.summary() for _, r in again] == [r.summary() for _, r in runs]  # every row from disk
+
+
+@pytest.mark.slow
+def test_grounded_decoding_on_the_real_engine_calls_only_with_values_the_request_says(chat_client, realtools_url):
+    """The embedded llama.cpp server under a grounded first step's grammar: whatever the 135M model
+    picks, it is a call, and each free string value in it is one the request says
+    (values.readings); an unknown decoding is refused before any episode runs."""
+    from toolalpaca_utils.agents import Episode
+    from toolalpaca_utils.openapi import function_schemas, record_spec
+    from toolalpaca_utils.values import readings
+
+    items, records = items_from_real(realtools_url)
+    items = [it for it in items if it.tool in ("Countries", "Cities", "PublicHolidays")][:4]
+    for item in items:
+        request = Episode(records[item.tool], item.instruction, None, mode="grounded", tool_choice="required").request()
+        step = chat_client.chat(request.messages, schema=request.schema, max_tokens=400, seed=0).parsed
+        props = function_schemas(record_spec(records[item.tool]))[step["action"]].get("properties") or {}
+        for key, value in step["action_input"].items():
+            if props[key].get("type") == "string" and "enum" not in props[key]:
+                assert value in readings(item.instruction), (key, value, item.instruction)
+    with pytest.raises(ValueError, match="must be one of"):
+        evaluate(chat_client, items, records, name="x", mode="grounding", progress=False)

@@ -128,3 +128,27 @@ def test_step_schema_binds_each_function_to_its_arguments(record):
         jsonschema.validate({"thought": "t", "action": "addReview", "action_input": {"bookId": "b"}}, schema)
     text, parsed = step_from_json(ok)
     assert parse_step(text).action_input == parsed.action_input == {"bookId": "b"}
+
+
+def test_a_grounded_step_passes_only_given_values_that_fit_each_free_string(record):
+    """Grounded decoding: a free string (no enum) becomes an enum of the request's readings its own
+    schema accepts; the later steps' schema is untouched."""
+    from toolalpaca_utils.agents import Episode
+    from toolalpaca_utils.agents.episode import MODES
+    from toolalpaca_utils.react import _fitting
+
+    schema = step_schema(record, values=["Dune", "2024-05-01", "May 1, 2024"])
+    jsonschema.validate({"thought": "t", "action": "getBook", "action_input": {"bookId": "Dune"}}, schema)
+    with pytest.raises(jsonschema.ValidationError):  # a value the request does not say
+        jsonschema.validate({"thought": "t", "action": "getBook", "action_input": {"bookId": "Dunes"}}, schema)
+    assert step_schema(record, values=[]) == step_schema(record)
+    assert _fitting({"type": "string", "format": "date"}, ["May 1, 2024", "2024-05-01"]) == ["2024-05-01"]
+    assert _fitting({"type": "string", "pattern": "^[A-Z]{2}$"}, ["DE", "Germany"]) == ["DE"]
+    episode = Episode(record, "Find the book Dune for me", None, mode="grounded", tool_choice="required")
+    branches = {b["properties"]["action"]["const"]: b["properties"]["action_input"]
+                for b in episode.first_schema["anyOf"]}
+    assert "getDetails" not in branches and "Dune" in branches["getBook"]["properties"]["bookId"]["enum"]
+    assert episode.schema == step_schema(record)  # later steps may pass on a response's values
+    with pytest.raises(ValueError, match="must be one of"):
+        Episode(record, "x", None, mode="grounding")
+    assert MODES == ("free", "constrained", "grounded")

@@ -139,3 +139,16 @@ def test_prompt_format_is_common_and_an_unknown_value_is_named_everywhere(tmp_pa
     assert p.prompt_format == "chat"
     with pytest.raises(SystemExit):
         parse_stage_args("04_evaluation", ["--profile", "tiny", "--prompt_format", "json"])
+
+
+def test_a_decoding_list_holds_only_known_decodings(tmp_path):
+    """A misspelt decoding in a profile's list stops the profile (before any model is served),
+    and one a notebook does not support (grounded, for BFCL) too."""
+    path = _copy_of_cpu(tmp_path, lambda d: d["04_evaluation"].update(student_decoding=["free", "grounding"]))
+    with pytest.raises(ProfileError, match=r"'student_decoding' must hold only 'free', 'constrained', 'grounded', "
+                                           r"got \['free', 'grounding'\]"):
+        load_profile(path, "04_evaluation")
+    assert load_profile(str(PROFILES_DIR / "cpu.yaml"), "04_evaluation")["student_decoding"][-1] == "grounded"
+    path = _copy_of_cpu(tmp_path, lambda d: d["07_bfcl"].update(student_decoding=["grounded"]))
+    with pytest.raises(ProfileError, match="'student_decoding' must hold only 'free', 'constrained'"):
+        load_profile(path, "07_bfcl")

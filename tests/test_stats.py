@@ -91,3 +91,16 @@ def test_holm_by_hand_and_a_table_reads_more_than_noise_on_the_corrected_p():
     assert set(two[two.metric == "api_match"]["p (Holm)"]) == {1.0}
     four = comparison_table({k: pair(7) for k in "wxyz"})
     assert set(four["p (Holm)"]) == {4 / 64} and not four["more than noise"].any()  # uncorrected, all four would pass
+
+
+def test_each_model_is_paired_with_itself_under_two_decodings():
+    from toolalpaca_utils.evaluation import paired_decodings
+
+    runs = [(s, EvalRun(f"{m} · {d}", [row(f"{s}-1", d == "grounded", m)]))
+            for s in ("real", "simulated") for m in ("base", "fine-tuned") for d in ("free", "constrained", "grounded")]
+    runs.append(("real", EvalRun("tuned · grounded", [row("real-1", True, "tuned")])))  # no constrained run: no pair
+    pairs = paired_decodings(runs, "constrained", "grounded")
+    assert sorted(pairs) == ["real · base: constrained → grounded", "real · fine-tuned: constrained → grounded",
+                             "simulated · base: constrained → grounded", "simulated · fine-tuned: constrained → grounded"]
+    table = comparison_table(pairs)
+    assert set(table["b only"]) == {1} and set(table["a only"]) == {0}

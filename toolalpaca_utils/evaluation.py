@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from .agents import Episode, SimulatedExecutor, Trajectory, chat_renderer, drive, executor_for
 from .agents.chat_prompt import check_chat_options
+from .agents.episode import check_mode
 from .corpus import load_split, load_tools
 from .endpoint import EndpointPolicy, guard_endpoint
 from .llm import LLMError
@@ -203,7 +204,9 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     called over HTTP. ``workers`` episodes run at once (default: one per model replica, or the
     endpoint's concurrency), each row appended to ``out_path`` as its episode ends, so an
     interrupted run resumes per row. ``mode`` "constrained" decodes every step under the tool's
-    JSON schema (:func:`~toolalpaca_utils.react.step_schema`). ``prompt_format`` "chat" prompts in
+    JSON schema (:func:`~toolalpaca_utils.react.step_schema`); "grounded" does too, and the first
+    step's free string values are among those the request says
+    (:func:`~toolalpaca_utils.values.readings`). ``prompt_format`` "chat" prompts in
     the tool-calling chat the student was trained on with ``prompt_format="chat"``: ``render``
     (default: :func:`~toolalpaca_utils.agents.chat_renderer` of the default student) writes each
     prompt and ``model.complete`` continues it; free decoding only. ``tool_choice`` "required"
@@ -217,7 +220,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     error, naming them: an ``EvalRun`` always holds every item."""
     from .parallel import run_parallel, worker_count
 
-    check_chat_options(prompt_format, mode)  # a wrong setting stops here, not as a crashed row per item
+    check_chat_options(prompt_format, check_mode(mode))  # a wrong setting stops here, not as a crashed row per item
     if prompt_format == "chat":
         if not callable(getattr(model, "complete", None)):
             raise TypeError(f'prompt_format "chat" needs a model with complete(prompt, ...); {type(model).__name__} has none')
@@ -262,7 +265,7 @@ def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, 
     from .llm import open_student
 
     for decoding in decodings:  # before any model is served
-        check_chat_options(prompt_format, decoding)
+        check_chat_options(prompt_format, check_mode(decoding))
     render = chat_renderer(student_model) if prompt_format == "chat" else None
     runs, judged = [], {}
     out_dir = Path(out_dir)
@@ -390,6 +393,19 @@ def paired_runs(runs: Sequence[tuple[str, EvalRun]], a: str = "base", b: str = "
         other = by_name.get((set_name, f"{a} · {decoding}"))
         if model == b and other is not None:
             pairs[f"{set_name} · {decoding}: {a} → {b}"] = (other.rows, run.rows)
+    return pairs
+
+
+def paired_decodings(runs: Sequence[tuple[str, EvalRun]], a: str, b: str) -> dict[str, tuple]:
+    """{"<set> · <model>: a → b": (rows decoded a, rows decoded b)}: each model against itself under
+    two decodings (e.g. constrained → grounded), for every set and model that ran both."""
+    by_name = {(set_name, run.name): run for set_name, run in runs}
+    pairs = {}
+    for (set_name, name), run in by_name.items():
+        model, _, decoding = name.partition(" · ")
+        other = by_name.get((set_name, f"{model} · {a}"))
+        if decoding == b and other is not None:
+            pairs[f"{set_name} · {model}: {a} → {b}"] = (other.rows, run.rows)
     return pairs
 
 

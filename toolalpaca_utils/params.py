@@ -129,7 +129,9 @@ class EvaluationParams(Common):
     run_judge: bool = p(True, "the reference's LLM-judge protocol next to the deterministic metrics")
     judge_max_items: int = p(0, "verdicts per set and model, spread over the tools (0: every instance)")
     student_decoding: list[str] = p(["free", "constrained"], "free: ReAct text, as trained; constrained: each "
-                                    "step decoded under the tool's JSON schema")
+                                    "step decoded under the tool's JSON schema; grounded: constrained, and the first "
+                                    "call's free strings are values the request says",
+                                    choices=("free", "constrained", "grounded"))  # agents.episode.MODES
     tool_choice: str = p("auto", 'constrained decoding, as OpenAI\'s tool_choice: "required": the first step is a '
                          "call (every request of these sets needs a tool); auto: it may answer at once",
                          choices=("auto", "required"))
@@ -199,7 +201,7 @@ class BfclParams(Common):
     max_turns: int = p(4, "ReAct steps per question: the student makes parallel calls one step at a time")
     step_tokens: int = p(128, "token budget of one step (a call and its arguments)")
     student_decoding: list[str] = p(["free", "constrained"], "free: ReAct text, as trained; constrained: each "
-                                    "step decoded under the functions' JSON schema")
+                                    "step decoded under the functions' JSON schema", choices=("free", "constrained"))
     student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
 
 
@@ -256,8 +258,9 @@ def check_values(values: dict, cls: type[Common], where: str) -> None:
         if not _type_ok(value, hints[key]):
             raise ProfileError(f"{where}: {key!r} must be {_type_name(hints[key])}, got {value!r}")
         choices = next(f.metadata.get("choices") for f in dataclasses.fields(cls) if f.name == key)
-        if choices and value not in choices:
-            raise ProfileError(f"{where}: {key!r} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        if choices and any(v not in choices for v in (value if isinstance(value, list) else [value])):
+            what = "hold only" if isinstance(value, list) else "be one of"
+            raise ProfileError(f"{where}: {key!r} must {what} {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def validate_profile(data: dict, source: str) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
+
+import jsonschema
 
 from .openapi import function_schemas, record_spec
 
@@ -152,9 +154,12 @@ def _first_json(raw: str) -> tuple[Any, str | None]:
 
 # --------------------------------------------------------------------------- constrained decoding
 def step_schema(record: dict, *, with_get_details: bool = True, allow_final: bool = True,
-                thought_chars: int = MAX_THOUGHT_CHARS, answer_chars: int = 400) -> dict:
+                thought_chars: int = MAX_THOUGHT_CHARS, answer_chars: int = 400,
+                values: Sequence[str] = ()) -> dict:
     """JSON schema of one assistant step. Each ``anyOf`` branch binds one function name (``const``)
-    to its own argument schema, so a grammar-constrained model can only emit well-typed calls."""
+    to its own argument schema, so a grammar-constrained model can only emit well-typed calls.
+    ``values`` (grounded decoding: :func:`toolalpaca_utils.values.readings` of the request) are the
+    only strings a call may pass where its schema allows any string (no enum of its own)."""
     thought = {"type": "string", "maxLength": thought_chars}
     branches = []
     schemas = function_schemas(record_spec(record))
@@ -163,7 +168,7 @@ def step_schema(record: dict, *, with_get_details: bool = True, allow_final: boo
     for name, args in schemas.items():
         branches.append({
             "type": "object",
-            "properties": {"thought": thought, "action": {"const": name}, "action_input": _bounded(args)},
+            "properties": {"thought": thought, "action": {"const": name}, "action_input": _bounded(args, values)},
             "required": ["thought", "action", "action_input"],
             "additionalProperties": False,
         })
@@ -177,17 +182,30 @@ def step_schema(record: dict, *, with_get_details: bool = True, allow_final: boo
     return {"anyOf": branches}
 
 
-def _bounded(schema: dict, max_chars: int = 80) -> dict:
-    """Bound free strings so a constrained step cannot run away with the token budget."""
+def _bounded(schema: dict, values: Sequence[str] = (), max_chars: int = 80) -> dict:
+    """Bound free strings so a constrained step cannot run away with the token budget; with
+    ``values``, a free string is one of those its own schema accepts (its pattern, its format;
+    unbounded as before when none is)."""
     out = dict(schema)
     props = {}
     for name, p in (schema.get("properties") or {}).items():
         p = dict(p)
-        if p.get("type") == "string" and "enum" not in p and "maxLength" not in p:
+        fitting = _fitting(p, values) if p.get("type") == "string" and "enum" not in p else []
+        if fitting:
+            p = {"type": "string", "enum": fitting, **({"description": p["description"]} if "description" in p else {})}
+        elif p.get("type") == "string" and "enum" not in p and "maxLength" not in p:
             p["maxLength"] = max_chars
         props[name] = p
     out["properties"] = props
     return out
+
+
+def _fitting(schema: dict, values: Sequence[str]) -> list[str]:
+    """The ``values`` that a string parameter's own schema accepts (formats checked too)."""
+    if not values:
+        return []
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    return [v for v in values if validator.is_valid(v)]
 
 
 def step_from_json(value: dict) -> tuple[str, ParsedStep]:

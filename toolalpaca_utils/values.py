@@ -277,3 +277,39 @@ def mentioned(value: Any, text: str) -> bool:
     said when any yes/no-like word is there (a user says "only commercial ones", not "true")."""
     said = " ".join(text.lower().split())
     return any(re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", said) for form in _forms(value))
+
+
+# =========================================================================== readings
+_EDGE = "\"'“”‘’«».,;:!?()[]{}"   # stripped from a span's ends: "Nairobi," and "(May 1, 2023)" are values
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_PROSE_DATES = ((re.compile(rf"\b({_MONTHS}) (\d{{1,2}}), (\d{{4}})\b"), "%B %d %Y"),   # DATE_FORMS' prose ones
+                (re.compile(rf"\b(\d{{1,2}}) ({_MONTHS}) (\d{{4}})\b"), "%d %B %Y"))
+
+
+def readings(text: str, max_words: int = 5) -> list[str]:
+    """The string values ``text`` says, as a call would carry them: every run of up to
+    ``max_words`` words (end punctuation stripped), the code of each country, currency, language
+    or airport it names, and the ISO form of each date it writes out. These are the values
+    :func:`mentioned` accepts for ``text``, the other way round (what the cpu corpus teaches: a
+    call's values come from its request, a name as its code, a date in ISO). Grounded decoding
+    picks a call's free string values among them (:func:`toolalpaca_utils.react.step_schema`)."""
+    tokens = text.split()
+    out: dict[str, None] = {}
+    for i in range(len(tokens)):
+        for j in range(i + 1, min(len(tokens), i + max_words) + 1):
+            span = " ".join(tokens[i:j]).strip(_EDGE)
+            if span:
+                out[span] = None
+    said = " ".join(text.lower().split())
+    for key in ("countries", "currencies", "languages", "airports"):
+        for code, name in _lists()[key]:
+            low = name.lower()
+            if low in said and re.search(r"(?<![a-z0-9])" + re.escape(low) + r"(?![a-z0-9])", said):
+                out[code] = None
+    for pattern, form in _PROSE_DATES:
+        for match in pattern.finditer(text):
+            try:
+                out[dt.datetime.strptime(" ".join(match.groups()), form).date().isoformat()] = None
+            except ValueError:  # "February 30, 2024"
+                pass
+    return list(out)

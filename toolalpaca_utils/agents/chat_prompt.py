@@ -41,9 +41,9 @@ def check_chat_options(prompt_format: str, mode: str, *, scaffold: bool = False,
     examples and a replaced system prompt (the chat's system turn is the one training wrote)."""
     if check_prompt_format(prompt_format) != "chat":
         return
-    if mode == "constrained":
-        raise ValueError('constrained decoding needs prompt_format "react": the chat format decodes free text '
-                         '(leave "constrained" out of the decodings, or evaluate in ReAct)')
+    if mode != "free":
+        raise ValueError(f'{mode} decoding needs prompt_format "react": the chat format decodes free text '
+                         f'(leave "{mode}" out of the decodings, or evaluate in ReAct)')
     if scaffold or system is not None:
         raise ValueError('the scaffold and a custom system prompt are ReAct-only; prompt_format "chat" uses the '
                          "system turn and tools block of the training template")

@@ -13,6 +13,7 @@ from ..react import (
 )
 from ..formats.chat_reply import parse_chat_reply
 from ..formats.common import tool_schemas
+from ..values import readings
 from .chat_prompt import CHAT_FINAL_NUDGE, CHAT_STOP, Renderer, chat_messages, check_chat_options
 from .executor import Observation, check_request
 from .protocol import ChatModel
@@ -78,6 +79,16 @@ FINAL_SCHEMA = {"type": "object", "properties": {
 
 
 TOOL_CHOICES = ("auto", "required")
+# free: ReAct text, parsed; constrained: each step under the tool's JSON schema; grounded: constrained,
+# and the first step's free string values are ones the request says (values.readings)
+MODES = ("free", "constrained", "grounded")
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`MODES`, else a ValueError naming them."""
+    if mode not in MODES:
+        raise ValueError(f"mode (decoding) must be one of {MODES}, got {mode!r}")
+    return mode
 
 
 class Episode:
@@ -87,7 +98,9 @@ class Episode:
     concurrently in threads, each its own state machine.
 
     ``forced_first`` (call-first strategy) writes the first call for the assistant. ``mode`` is
-    ``free`` (parse plain text) or ``constrained`` (JSON schema per step). After the first
+    ``free`` (parse plain text), ``constrained`` (JSON schema per step) or ``grounded``
+    (constrained, and the first step's free string values are among those the request says,
+    :func:`~toolalpaca_utils.values.readings`: a weak model copies a value rather than invent one). After the first
     successful call ``answer_after_success`` asks for the final answer; a repeat of an identical
     successful call (a weak model looping) is not executed again but answered the same way.
     The nudge that asks for the answer is not stored: the trajectory keeps call → observation →
@@ -116,8 +129,7 @@ class Episode:
                  answer_after_success: bool = False, step_tokens: int = 120, system: str | None = None,
                  scaffold: bool = False, prompt_format: str = "react", render: Renderer | None = None,
                  tool_choice: str = "auto", schemas: tuple[dict, dict] | None = None):
-        if mode not in ("free", "constrained"):
-            raise ValueError(f"mode must be 'free' or 'constrained', got {mode!r}")
+        check_mode(mode)
         if tool_choice not in TOOL_CHOICES:
             raise ValueError(f"tool_choice must be one of {TOOL_CHOICES}, got {tool_choice!r}")
         check_chat_options(prompt_format, mode, scaffold=scaffold, system=system)
@@ -134,7 +146,7 @@ class Episode:
         self.turns: list[tuple[str, str | None]] = []
         self.errors = 0
         self.succeeded: set[tuple[str, str]] = set()
-        self.first_schema, self.schema = self._step_schemas(record, mode, tool_choice, schemas)
+        self.first_schema, self.schema = self._step_schemas(record, mode, tool_choice, schemas, instruction)
         self.scaffold = scaffold and mode == "free"
         self.demos = demonstration_turns(record) if self.scaffold else []
         self.demo_calls = [parse_step(m["content"]) for m in self.demos if m["role"] == "assistant"]
@@ -147,15 +159,20 @@ class Episode:
             self._act(ParsedStep("action", thought, name, args, json.dumps(args, ensure_ascii=False)), text, text)
 
     @staticmethod
-    def _step_schemas(record: dict, mode: str, tool_choice: str,
-                      schemas: tuple[dict, dict] | None) -> tuple[dict | None, dict | None]:
-        if mode != "constrained":
+    def _step_schemas(record: dict, mode: str, tool_choice: str, schemas: tuple[dict, dict] | None,
+                      instruction: str) -> tuple[dict | None, dict | None]:
+        if mode == "free":
             return None, None
         if schemas is not None:
             return schemas
         later = step_schema(record)
         # OpenAI's tool_choice="required": the first step calls one of the tool's own functions
-        first = step_schema(record, with_get_details=False, allow_final=False) if tool_choice == "required" else later
+        required = tool_choice == "required"
+        if mode == "grounded":  # later steps may pass on values a response gave: only the first is grounded
+            first = step_schema(record, with_get_details=not required, allow_final=not required,
+                                values=readings(instruction))
+        else:
+            first = step_schema(record, with_get_details=False, allow_final=False) if required else later
         return first, later
 
     # ------------------------------------------------------------------ driver interface
@@ -172,7 +189,7 @@ class Episode:
         messages[1:1] = [dict(m) for m in self.demos]  # fresh dicts, like the rest of the chat
         if self.final_pending:
             messages.append({"role": "user", "content": FINAL_NUDGE})
-            if self.mode == "constrained":
+            if self.mode != "free":
                 return ModelRequest(messages, FINAL_SCHEMA, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS})
             return ModelRequest(messages, None, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS,
                                                  "stop": ["Observation:"]})
