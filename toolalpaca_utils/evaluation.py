@@ -386,26 +386,25 @@ def paired_runs(runs: Sequence[tuple[str, EvalRun]], a: str = "base", b: str = "
     """{"<set> · <decoding>: a → b": (a's rows, b's rows)} for every set and decoding that both
     models ran (run names as :func:`evaluate_grid` gives them): the pairs of
     :func:`toolalpaca_utils.stats.comparison_table`."""
-    by_name = {(set_name, run.name): run for set_name, run in runs}
-    pairs = {}
-    for (set_name, name), run in by_name.items():
-        model, _, decoding = name.partition(" · ")
-        other = by_name.get((set_name, f"{a} · {decoding}"))
-        if model == b and other is not None:
-            pairs[f"{set_name} · {decoding}: {a} → {b}"] = (other.rows, run.rows)
-    return pairs
+    return _pairs(runs, lambda model, decoding: (f"{a} · {decoding}", f"{decoding}: {a} → {b}") if model == b else None)
 
 
 def paired_decodings(runs: Sequence[tuple[str, EvalRun]], a: str, b: str) -> dict[str, tuple]:
     """{"<set> · <model>: a → b": (rows decoded a, rows decoded b)}: each model against itself under
     two decodings (e.g. constrained → grounded), for every set and model that ran both."""
+    return _pairs(runs, lambda model, decoding: (f"{model} · {a}", f"{model}: {a} → {b}") if decoding == b else None)
+
+
+def _pairs(runs: Sequence[tuple[str, EvalRun]], partner) -> dict[str, tuple]:
+    """{"<set> · <label>": (partner's rows, run's rows)} where ``partner(model, decoding)`` names a
+    run's partner (a run name, a label) or None, and the set holds that partner."""
     by_name = {(set_name, run.name): run for set_name, run in runs}
     pairs = {}
     for (set_name, name), run in by_name.items():
         model, _, decoding = name.partition(" · ")
-        other = by_name.get((set_name, f"{model} · {a}"))
-        if decoding == b and other is not None:
-            pairs[f"{set_name} · {model}: {a} → {b}"] = (other.rows, run.rows)
+        other, label = partner(model, decoding) or (None, "")
+        if (set_name, other) in by_name:
+            pairs[f"{set_name} · {label}"] = (by_name[(set_name, other)].rows, run.rows)
     return pairs
 
 
