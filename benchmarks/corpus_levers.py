@@ -21,7 +21,8 @@ a quick ablation of the code-written tools is one training run:
 
 Every stage resumes (corpus rows, the training run, evaluation rows) under ``--out``
 (default ``runs/levers``), so an interrupted benchmark continues where it stopped. Nothing here
-is tuned on: the table is printed, and written to ``benchmarks/results/corpus_levers.json``; each
+is tuned on: the table (with each condition's corpus-quality figures, notebook 02's report) is
+printed, and written to ``benchmarks/results/corpus_levers.json``; each
 condition's paired comparison with 'all levers' (the same items, every seed pooled, McNemar's exact
 test) to ``corpus_levers_paired.json``.
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from toolalpaca_utils.evaluation import evaluate_grid, items_from_corpus, items_from_real, spread_over_tools
 from toolalpaca_utils.llm import open_chat
+from toolalpaca_utils.quality import corpus_quality
 from toolalpaca_utils.realtools import serve_realtools
 from toolalpaca_utils.runs import hash_path, require_stage, reset_if_inputs_changed
 from toolalpaca_utils.simulation import SimulationConfig, simulate
@@ -52,6 +54,9 @@ CONDITIONS = {  # name: the SimulationConfig fields that switch one lever off
 DROP_SOURCE = {"teacher's tools only": "blueprint"}
 BOOK_SEED = 0  # notebooks/profiles/cpu.yaml common.seed: the seed of the book run --from-book stands in for
 METRICS = ("well_formed", "api_match", "argument_match", "overall")
+# what a lever does to the corpus itself (toolalpaca_utils.quality, notebook 02's report), next to the student
+QUALITY = ("description_fragment_values", "values_in_request_pct", "answers_quoting_observation_pct",
+           "status_line_answers", "largest_frame_share_pct")
 
 
 def parse_args() -> argparse.Namespace:
@@ -142,7 +147,8 @@ def run_one(teacher, tools, real_set, args, condition: str, seed: int) -> list[d
         rows += [{"condition": condition, "seed": seed, "set": set_name, "decoding": run.name.split(" · ")[1],
                   "tool_choice": choice, **{m: run.summary()[m] for m in METRICS}} for set_name, run in runs]
     minutes = _minutes(where, time.perf_counter() - started) if timed else None
-    return [{**r, "minutes": minutes} for r in rows]
+    quality = corpus_quality(corpus_dir)
+    return [{**r, **{f"corpus {q}": quality[q] for q in QUALITY}, "minutes": minutes} for r in rows]
 
 
 def _minutes(where: Path, seconds: float) -> float:

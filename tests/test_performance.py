@@ -56,3 +56,14 @@ def test_the_levers_table_is_the_benchmarks_rows_averaged_over_seeds(tmp_path):
     (results / "corpus_levers_paired.json").write_text(json.dumps([paired]))
     text = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results).read_text()
     assert "| real | required | all levers → teacher's tools only | 2 | overall | 60 | 13.3 | 16.7 | 1 | 3 | 0.625 | 1.0 |" in text
+    assert "What each condition does to its corpus" not in text    # rows without the corpus figures
+    # with them: one corpus per condition and seed (its two sets' rows count once), averaged over seeds
+    quality = {"seed": 0, "corpus status_line_answers": 0, "corpus answers_quoting_observation_pct": 97.0}
+    rows = [{**row, **quality}, {**row, **quality, "set": "simulated"},
+            {**row, **quality, "seed": 1, "corpus answers_quoting_observation_pct": 95.0},
+            {**row, "condition": "answers unchecked", "seed": 0, "corpus status_line_answers": 59,
+             "corpus answers_quoting_observation_pct": 11.9}]
+    (results / "corpus_levers.json").write_text(json.dumps(rows))
+    text = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results).read_text()
+    assert "| condition | seeds | status_line_answers | answers_quoting_observation_pct |" in text
+    assert "| all levers | 2 | 0.0 | 96.0 |" in text and "| answers unchecked | 1 | 59.0 | 11.9 |" in text

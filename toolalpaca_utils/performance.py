@@ -150,7 +150,31 @@ def levers_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
         group = [r for r, k in zip(rows, keys) if k == key]
         means = [round(sum(r[m] for r in group) / len(group), 1) for m in LEVER_METRICS]
         lines.append("| " + " | ".join(key) + f" | {len(group)} | " + " | ".join(map(str, means)) + " |")
-    return lines + [""] + _paired_lines(Path(results_dir) / "corpus_levers_paired.json")
+    return lines + [""] + _corpus_lines(rows) + _paired_lines(Path(results_dir) / "corpus_levers_paired.json")
+
+
+def _corpus_lines(rows: list[dict]) -> list[str]:
+    """What each condition does to the corpus itself (notebook 02's quality report, mean over
+    seeds); nothing when the rows predate these figures."""
+    columns = [k for k in dict.fromkeys(k for r in rows for k in r) if k.startswith("corpus ")]
+    if not columns:
+        return []
+    groups: dict[str, list[dict]] = {}
+    for r in rows:  # a run's corpus is the same for every set and decoding: once per condition and seed
+        groups.setdefault(r["condition"], {}).setdefault(r.get("seed"), r)
+    lines = ["What each condition does to its corpus (notebook 02's quality report, mean over seeds):", "",
+             "| condition | seeds | " + " | ".join(c.removeprefix("corpus ") for c in columns) + " |",
+             "|---|---:|" + "---:|" * len(columns)]
+    for condition, by_seed in groups.items():
+        runs = list(by_seed.values())
+        means = [_mean([r.get(c) for r in runs]) for c in columns]
+        lines.append(f"| {condition} | {len(runs)} | " + " | ".join(means) + " |")
+    return lines + [""]
+
+
+def _mean(values: list) -> str:
+    known = [v for v in values if isinstance(v, (int, float))]
+    return str(round(sum(known) / len(known), 1)) if known else "–"
 
 
 PAIRED_COLUMNS = ("set", "tool_choice", "comparison", "seeds", "metric", "n", "a %", "b %", "a only", "b only",
