@@ -63,7 +63,8 @@ def test_bfcl_types_become_json_schema(bfcl):
     assert props["tags"] == {"type": "array", "items": {}}
 
 
-def test_bfcl_checker_on_hand_written_outputs(bfcl, questions):
+def test_bfcl_checker_on_hand_written_outputs(bfcl, questions, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the checker's scratch project root goes here
     simple, par = questions["simple_python"][0], questions["parallel"][0]
     pm, irr = questions["parallel_multiple"][0], questions["irrelevance"][0]
     right_simple, right_par, right_pm = _right_call(simple), _right_call(par), _right_call(pm)
@@ -85,6 +86,7 @@ def test_bfcl_checker_on_hand_written_outputs(bfcl, questions):
     assert summary["simple_python"] == pytest.approx(1 / 3) and summary["parallel"] == pytest.approx(0.5)
     # BFCL's own non-live summary: the unweighted mean over the AST categories that ran
     assert summary["non_live_ast_summary"] == pytest.approx((1 / 3 + 0.5 + 1.0) / 3)
+    assert not list(tmp_path.iterdir())  # BFCL's scratch root is removed with the checker
 
 
 def test_episode_rows_decode_parallel_calls_and_are_scored(bfcl, questions):

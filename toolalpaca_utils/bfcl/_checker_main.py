@@ -24,10 +24,10 @@ class _AnyModel(dict):
         return _Config()
 
 
-def _import_bfcl(install: str):
+def _import_bfcl(install: str, root: str):
     sys.path.insert(0, install)
     # BFCL creates result/score/lock folders under its project root when imported: a scratch one
-    os.environ["BFCL_PROJECT_ROOT"] = tempfile.mkdtemp(prefix="bfcl-root-")
+    os.environ["BFCL_PROJECT_ROOT"] = root
     stub = types.ModuleType("bfcl_eval.constants.model_config")
     stub.MODEL_CONFIG_MAPPING = _AnyModel()
     sys.modules["bfcl_eval.constants.model_config"] = stub
@@ -40,7 +40,12 @@ def _import_bfcl(install: str):
 
 def main() -> None:
     request = json.load(sys.stdin)
-    Language, ast_checker, unweighted, is_empty, is_call_format = _import_bfcl(request["install"])
+    with tempfile.TemporaryDirectory(prefix="bfcl-root-") as root:  # removed when the verdicts are out
+        json.dump(_verdicts(request, root), sys.stdout)
+
+
+def _verdicts(request: dict, root: str) -> dict:
+    Language, ast_checker, unweighted, is_empty, is_call_format = _import_bfcl(request["install"], root)
     verdicts = []
     for item in request["items"]:
         decoded, category = item["decoded"], item["category"]
@@ -60,7 +65,7 @@ def main() -> None:
                            "error_type": "checker_exception"}
         verdicts.append({"id": item["id"], "valid": bool(verdict["valid"]), "error": verdict.get("error", []),
                          "error_type": verdict.get("error_type", "")})
-    json.dump({"verdicts": verdicts, "summary": _summary(request, verdicts, unweighted)}, sys.stdout)
+    return {"verdicts": verdicts, "summary": _summary(request, verdicts, unweighted)}
 
 
 def _summary(request: dict, verdicts: list, unweighted) -> dict:
