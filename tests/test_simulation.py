@@ -247,19 +247,19 @@ def test_tiny_simulation_with_the_embedded_model(strategy, mode, llm_server, rea
     client = ChatClient(llm_server.base_url, llm_server.model, cache_dir=REPO / ".cache" / "test-llm")
     real = {r["Name"]: r for r in real_tool_records(base_url=realtools_url)}
     tools = [weather_record(), real["UnitConverter"]]
-    cfg = SimulationConfig(instructions_per_tool=3, strategy=strategy, mode=mode, n_eval_tools=1, seed=3)
+    cfg = SimulationConfig(instructions_per_tool=2, strategy=strategy, mode=mode, n_eval_tools=1, seed=3)
     res = simulate(client, tools, cfg, out_dir=tmp_path, progress=False)
     kept = load_split(tmp_path, "train") + load_split(tmp_path, "eval")
     rejects = load_split(tmp_path, "rejects")
     print(strategy, mode, res.counts, res.drop_reasons)
     # Properties that hold for any output of the teacher (its yield belongs in the benchmarks):
     # every request ends accepted or rejected with a reason, and the counts add up.
-    assert len(kept) + len(rejects) == 6
+    assert len(kept) + len(rejects) == 4
     assert all(r["drop_reason"] for r in rejects)
     assert sum(res.drop_reasons.values()) == len(rejects)
     assert res.counts == {"train": len(load_split(tmp_path, "train")), "eval": len(load_split(tmp_path, "eval")),
                           "rejects": len(rejects)}
-    assert len({i["id"] for i in kept + rejects}) == 6
+    assert len({i["id"] for i in kept + rejects}) == 4
     records = {t["Name"]: t for t in tools}
     for inst in kept:
         assert inst["final"] and inst["golden"]

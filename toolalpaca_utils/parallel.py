@@ -100,6 +100,8 @@ def run_parallel(items: Iterable[T], work: Callable[[T], Iterable[R]], keep: Cal
 
 
 def _run_all(items: Sequence, work: Callable, keeper: _Keeper, workers: int, ordered: bool) -> None:
+    """One pass over ``items``: in this thread, or ``workers`` threads handing results over in
+    item order (``ordered``) or as they come."""
     if workers <= 1:
         _in_turn(items, work, keeper)
     elif ordered:

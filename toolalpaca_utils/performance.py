@@ -159,7 +159,7 @@ def _corpus_lines(rows: list[dict]) -> list[str]:
     columns = [k for k in dict.fromkeys(k for r in rows for k in r) if k.startswith("corpus ")]
     if not columns:
         return []
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, dict] = {}  # condition -> seed -> one of its rows
     for r in rows:  # a run's corpus is the same for every set and decoding: once per condition and seed
         groups.setdefault(r["condition"], {}).setdefault(r.get("seed"), r)
     lines = ["What each condition does to its corpus (notebook 02's quality report, mean over seeds):", "",

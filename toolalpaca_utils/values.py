@@ -266,17 +266,29 @@ def _forms(value: Any) -> set[str]:
         forms |= {day.strftime(f) for f in DATE_FORMS}
     except ValueError:
         pass
-    for key in ("countries", "currencies", "languages", "airports"):
+    for key in _CODED:
         forms |= {name for code, name in _lists()[key] if code.lower() == text.lower()}
-    return {" ".join(f.lower().split()) for f in forms if f}
+    return {_normal(f) for f in forms if f}
+
+
+_CODED = ("countries", "currencies", "languages", "airports")  # lists whose values a request says by name
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _says(said: str, form: str) -> bool:
+    """Is ``form`` in ``said`` (both normalised) as whole words: "usd" is not in "usda"."""
+    return form in said and re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", said) is not None
 
 
 def mentioned(value: Any, text: str) -> bool:
     """Does ``text`` say ``value``, in any accepted form (case, spacing, a number's or a date's
     usual spellings, a country, currency, language or airport code's name)? Booleans count as
     said when any yes/no-like word is there (a user says "only commercial ones", not "true")."""
-    said = " ".join(text.lower().split())
-    return any(re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", said) for form in _forms(value))
+    said = _normal(text)
+    return any(_says(said, form) for form in _forms(value))
 
 
 # =========================================================================== readings
@@ -300,12 +312,9 @@ def readings(text: str, max_words: int = 5) -> list[str]:
             span = " ".join(tokens[i:j]).strip(_EDGE)
             if span:
                 out[span] = None
-    said = " ".join(text.lower().split())
-    for key in ("countries", "currencies", "languages", "airports"):
-        for code, name in _lists()[key]:
-            low = name.lower()
-            if low in said and re.search(r"(?<![a-z0-9])" + re.escape(low) + r"(?![a-z0-9])", said):
-                out[code] = None
+    said = _normal(text)
+    for key in _CODED:
+        out.update((code, None) for code, name in _lists()[key] if _says(said, _normal(name)))
     for pattern, form in _PROSE_DATES:
         for match in pattern.finditer(text):
             try:
