@@ -250,6 +250,18 @@ def guess(value: Value) -> Value:
 
 
 # =========================================================================== mentioned
+_CODED = ("countries", "currencies", "languages", "airports")  # lists whose values a request says by name
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _says(said: str, form: str) -> bool:
+    """Is ``form`` in ``said`` (both normalised) as whole words: "usd" is not in "usda"."""
+    return form in said and re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", said) is not None
+
+
 def _forms(value: Any) -> set[str]:
     """The forms of ``value`` a request may use, normalised (lower case, single spaces)."""
     text = str(value).strip()
@@ -269,18 +281,6 @@ def _forms(value: Any) -> set[str]:
     for key in _CODED:
         forms |= {name for code, name in _lists()[key] if code.lower() == text.lower()}
     return {_normal(f) for f in forms if f}
-
-
-_CODED = ("countries", "currencies", "languages", "airports")  # lists whose values a request says by name
-
-
-def _normal(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def _says(said: str, form: str) -> bool:
-    """Is ``form`` in ``said`` (both normalised) as whole words: "usd" is not in "usda"."""
-    return form in said and re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", said) is not None
 
 
 def mentioned(value: Any, text: str) -> bool:
