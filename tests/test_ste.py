@@ -244,6 +244,20 @@ def test_typed_imagination_writes_the_request_by_code_and_the_trial_executes_it(
     assert [r["query"] for r in again] == [r["query"] for r in rows]
 
 
+def test_typed_requests_do_not_read_the_long_term_memory(record, tmp_path):
+    """requests_read_memory is False for typed imagination because the requests are the same with
+    and without the long-term memory (the ablation notebook 06 therefore skips); the model's kinds read it."""
+    runs = {}
+    for ltm in (True, False):
+        cfg = ste.ExploreConfig(episodes=2, trials=2, imagination="typed", long_term_memory=ltm)
+        runs[ltm] = ste.explore(ExplorerModel(), [record], cfg, out_path=tmp_path / f"{ltm}.jsonl",
+                                executor=fake_executor, progress=False)
+    assert [r["query"] for r in runs[True]] == [r["query"] for r in runs[False]]
+    assert not ste.ExploreConfig(imagination="typed").requests_read_memory
+    assert ste.ExploreConfig(imagination="call-first").requests_read_memory
+    assert ste.ExploreConfig(imagination="query").requests_read_memory
+
+
 def test_required_tool_choice_and_documented_examples_shape_a_trial(record):
     """tool_choice="required": a trial's first constrained step offers no final answer (later ones
     do); examples_share=1: string values are the documentation's quoted examples."""

@@ -89,6 +89,13 @@ class ExploreConfig:
                                      ("reflection", self.reflection)) if not on]
         return "full" if not off else "+".join(f"no-{x}" for x in off)
 
+    @property
+    def requests_read_memory(self) -> bool:
+        """Whether the memories can shape the imagined requests: only when the model imagines them.
+        Typed imagination writes each request by code from the trial's seed, so an ablation of a
+        memory leaves the requests as they were (notebook 06 skips its diversity comparison)."""
+        return self.imagination != "typed"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
