@@ -82,11 +82,15 @@ def test_blueprints_survive_the_toolset_files(records, tmp_path):
 
 def test_simulation_uses_the_templates_for_blueprint_tools(records, tmp_path):
     model = ScriptedModel(['{"thought": "done", "final_answer": "It is 12."}'])
-    cfg = SimulationConfig(instructions_per_tool=3, strategy="call-first", mode="constrained", n_eval_tools=1,
-                           values="typed", request_fallback="bank", executor="schema")
+    cfg = SimulationConfig(instructions_per_tool=2, instructions_per_blueprint_tool=3, strategy="call-first",
+                           mode="constrained", n_eval_tools=1, values="typed", request_fallback="bank",
+                           executor="schema")
     simulate(model, records[:3], cfg, out_dir=tmp_path, progress=False)
     rows = [json.loads(line) for f in ("train.jsonl", "eval.jsonl") for line in (tmp_path / f).read_text().splitlines()]
     assert rows and all(r["request_source"] == "blueprint" and "#" in r["request_frame"] for r in rows)
+    rejects = tmp_path / "rejects.jsonl"
+    assert len(rows) + (len(rejects.read_text().splitlines()) if rejects.exists() else 0) == 9  # 3 a code-written tool
+    assert cfg.instructions_for({"Name": "x"}) == 2  # the others keep instructions_per_tool
     assert all(missing_values(r["instruction"], r["sampled_call"][1]) == [] for r in rows)
 
 

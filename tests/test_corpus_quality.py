@@ -17,7 +17,8 @@ from toolalpaca_utils.corpus import save_tools
 from toolalpaca_utils.openapi import function_schemas, record_spec, validate_arguments
 from toolalpaca_utils.quality import corpus_quality, is_description_fragment
 from toolalpaca_utils.simulation import SimulationConfig, simulate
-from toolalpaca_utils.values import mentioned, sample_value
+from toolalpaca_utils.saying import mentioned
+from toolalpaca_utils.values import sample_value
 
 FIXTURE = Path(__file__).parent / "fixtures" / "toolalpaca_tools.json"
 
@@ -32,6 +33,7 @@ def records() -> list[dict]:
     ("year", {"type": "integer"}), ("latitude", {"type": "number"}), ("email", {"type": "string"}),
     ("units", {"type": "string", "enum": ["metric", "imperial"]}), ("dataType", {"type": "string"}),
     ("only_open", {"type": "boolean"}), ("timezone", {"type": "string"}), ("currency", {"type": "string"}),
+    ("from_unit", {"type": "string"}), ("pickup_time", {"type": "string"}),
 ])
 def test_typed_values_are_schema_valid_said_and_seeded(name, schema):
     for seed in range(25):
@@ -87,6 +89,24 @@ def test_values_said_in_another_form_are_mentioned_and_wrong_ones_are_not():
     assert mentioned(12.5, "convert 12.50 dollars") and mentioned(1500, "about 1,500 people")
     assert not mentioned(15, "about 150 people")  # a number inside another is not said
     assert not mentioned("Paris", "weather in Parisville")
+    # the normalisations the real tools need: a moment in prose, a currency, zone or unit by name
+    assert mentioned("2023-05-01T14:30:00", "a pickup on May 1, 2023 at 2:30 PM")
+    assert not mentioned("2023-05-01T14:30:00", "a pickup on May 1, 2023 at 3:30 PM")
+    assert mentioned("GBP", "the price in British pounds") and not mentioned("GBP", "the price in euros")
+    assert mentioned("Asia/Tokyo", "the time in Tokyo") and not mentioned("Asia/Tokyo", "the time in Kyoto")
+    assert mentioned("degF", "in degrees Fahrenheit") and mentioned("mi", "5 miles") and mentioned("ft", "6 feet")
+    assert not mentioned("degF", "in degrees Celsius")
+
+
+def test_readings_carry_the_codes_of_named_currencies_zones_units_and_prose_moments():
+    from toolalpaca_utils.saying import readings
+
+    found = readings("Convert 30 degrees Celsius to Fahrenheit, and 5 miles into km")
+    assert {"degC", "degree_Celsius", "degF", "degree_Fahrenheit", "mi", "mile", "km"} <= set(found)
+    found = readings("If it is 9:00 in New York on 3 March 2024 at 09:00, what time is it in London?")
+    assert {"America/New_York", "Europe/London", "2024-03-03", "2024-03-03T09:00:00"} <= set(found)
+    assert {"USD", "JPY"} <= set(readings("How many Japanese yen for 20 US dollars?"))
+    assert "2023-05-01T14:30:00" in readings("May 1, 2023 at 2:30 PM")
 
 
 def test_typed_call_fills_required_parameters_and_reports_an_unmeetable_pattern():
@@ -155,6 +175,16 @@ def test_description_fragments_are_detected():
     assert not is_description_fragment("Oslo", "City name, e.g. Oslo")  # short values are real values
 
 
+def test_the_report_counts_values_said_in_another_form_than_the_call_writes():
+    from toolalpaca_utils.quality import instance_checks
+
+    inst = {"instruction": "What does a night in Oslo cost in British pounds on May 1, 2023?",
+            "golden": [{"Action": "getCityPrices", "Action_Input": {"city": "Oslo", "currency": "GBP",
+                                                                    "date": "2023-05-01", "month": "May"}}]}
+    checks = instance_checks(inst, records()[0])
+    assert (checks["said_values"], checks["values_in_request"], checks["values_in_another_form"]) == (4, 4, 2)
+
+
 def test_simulated_corpus_meets_the_quality_bars(tmp_path):
     """The corpus the cpu defaults write, with a teacher whose answers quote nothing: every
     answer is then the verbaliser's, and the report says so."""
@@ -199,12 +229,14 @@ def test_quality_report_counts_junk(tmp_path):
     ("email", {"type": "string"}), ("timezone", {"type": "string"}), ("currency", {"type": "string"}),
     ("origin", {"type": "string", "description": "IATA code of the departure airport"}),
     ("name", {"type": "string", "description": "City name"}), ("author", {"type": "string"}),
+    ("from_unit", {"type": "string", "description": "Unit of the value"}), ("pickup_time", {"type": "string"}),
+    ("temperature_unit", {"type": "string", "description": "Unit of the temperature, a pint symbol"}),
 ])
 def test_readings_are_the_values_a_request_says_the_other_way_round(name, schema):
     """What the corpus teaches (a value said as a name is called as its code, a prose date in ISO)
     is what grounded decoding may pick: every typed string value is among the readings of a
-    request that says it, and every reading is a value the request says (values.mentioned)."""
-    from toolalpaca_utils.values import readings
+    request that says it, and every reading is a value the request says (saying.mentioned)."""
+    from toolalpaca_utils.saying import readings
 
     for seed in range(15):
         v = sample_value(name, schema, random.Random(seed))

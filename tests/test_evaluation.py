@@ -257,10 +257,10 @@ def test_evaluate_grid_runs_every_model_decoding_and_set_and_resumes(realtools_u
 def test_grounded_decoding_on_the_real_engine_calls_only_with_values_the_request_says(chat_client, realtools_url):
     """The embedded llama.cpp server under a grounded first step's grammar: whatever the 135M model
     picks, it is a call, and each free string value in it is one the request says
-    (values.readings); an unknown decoding is refused before any episode runs."""
+    (saying.readings); an unknown decoding is refused before any episode runs."""
     from toolalpaca_utils.agents import Episode
     from toolalpaca_utils.openapi import function_schemas, record_spec
-    from toolalpaca_utils.values import readings
+    from toolalpaca_utils.saying import readings
 
     items, records = items_from_real(realtools_url)
     items = [it for it in items if it.tool in ("Countries", "Cities", "PublicHolidays")][:4]

@@ -206,7 +206,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     interrupted run resumes per row. ``mode`` "constrained" decodes every step under the tool's
     JSON schema (:func:`~toolalpaca_utils.react.step_schema`); "grounded" does too, and the first
     step's free string values are among those the request says
-    (:func:`~toolalpaca_utils.values.readings`). ``prompt_format`` "chat" prompts in
+    (:func:`~toolalpaca_utils.saying.readings`). ``prompt_format`` "chat" prompts in
     the tool-calling chat the student was trained on with ``prompt_format="chat"``: ``render``
     (default: :func:`~toolalpaca_utils.agents.chat_renderer` of the default student) writes each
     prompt and ``model.complete`` continues it; free decoding only. ``tool_choice`` "required"

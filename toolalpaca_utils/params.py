@@ -81,6 +81,8 @@ class ToolsetParams(Common):
 class SimulationParams(Common):
     teacher_replicas: int = p(2, "embedded servers (one core each); tools are simulated in parallel")
     instructions_per_tool: int = p(5, "requests the user agent writes per tool")
+    instructions_per_blueprint_tool: int = p(0, "requests per code-written tool (3-4 functions to choose among; "
+                                               "code writes them, no teacher tokens); 0: instructions_per_tool")
     strategy: str = p("call-first", "call-first (values, then the request) | instruction-first (the paper's)")
     mode: str = p("constrained", "constrained (JSON step schema) | free (ReAct text, the paper's)")
     scaffold: bool = p(True, "free mode only: worked calls in the teacher's prompt, answer from a short chat")

@@ -4,8 +4,9 @@ What a student can learn from is what it is shown, so notebook 02 reports, per s
 whole corpus: where requests, values, responses and answers came from (``*_source``); how many
 distinct request phrasings there are and the share of the most used frame; argument values that
 are type-valid, that are fragments of their parameter's own description (the junk a weak teacher
-writes), and that the request says (:func:`toolalpaca_utils.values.mentioned`: dates, numbers,
-case and codes normalised); answers that quote the observation, that are status lines or hold
+writes), that the request says (:func:`toolalpaca_utils.saying.mentioned`: dates, numbers,
+case and codes normalised) and that it says in another form than the call's (the normalisation
+a student must learn: a currency's name for its code, a prose date for ISO); answers that quote the observation, that are status lines or hold
 JSON; duplicate requests within and across splits.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from .agents.responses import STATUS_LINE, answer_problems
 from .corpus import load_split, load_tools
 from .openapi import function_schemas, record_spec, validate_arguments
-from .values import mentioned
+from .saying import mentioned
 
 QUALITY_SPLITS = ("train", "eval")
 
@@ -50,7 +51,7 @@ def _calls(inst: dict) -> list[tuple[str, dict]]:
 def instance_checks(inst: dict, record: dict) -> dict:
     """The per-instance facts the report aggregates (counts of values, booleans of answers)."""
     schemas = function_schemas(record_spec(record))
-    valid = fragments = said = n_values = n_said_values = 0
+    valid = fragments = said = other_form = n_values = n_said_values = 0
     for name, args in _calls(inst):
         schema = schemas.get(name, {})
         props = schema.get("properties") or {}
@@ -60,12 +61,16 @@ def instance_checks(inst: dict, record: dict) -> dict:
             fragments += is_description_fragment(value, (props.get(key) or {}).get("description", ""))
             if not isinstance(value, bool):
                 n_said_values += 1
-                said += mentioned(value, inst["instruction"])
+                is_said = mentioned(value, inst["instruction"])
+                said += is_said
+                # said, but not as the call writes it: "British pounds" for GBP, "May 1, 2023" for 2023-05-01
+                other_form += is_said and _norm(value) not in _norm(inst["instruction"])
     answer = (inst.get("final") or {}).get("answer", "")
     observations = [s["observation"] for s in inst.get("steps") or [] if s.get("status") and 200 <= s["status"] < 300]
     quotes = bool(observations) and "quotes no value of the observation" not in answer_problems(answer, observations[-1])
     return {"values": n_values, "type_valid": valid, "description_fragments": fragments,
-            "said_values": n_said_values, "values_in_request": said, "answer_quotes_observation": quotes,
+            "said_values": n_said_values, "values_in_request": said, "values_in_another_form": other_form,
+            "answer_quotes_observation": quotes,
             "status_line_answer": bool(STATUS_LINE.search(answer)), "json_answer": bool(re.search(r"[{}\[\]]", answer))}
 
 
@@ -89,6 +94,7 @@ def corpus_quality(corpus_dir: str | Path) -> dict:
         "type_valid_values_pct": _share(total("type_valid"), total("values")),
         "description_fragment_values": total("description_fragments"),
         "values_in_request_pct": _share(total("values_in_request"), total("said_values")),
+        "values_said_in_another_form_pct": _share(total("values_in_another_form"), total("said_values")),
         "answers_quoting_observation_pct": _share(sum(c["answer_quotes_observation"] for c in checks), len(checks)),
         "status_line_answers": sum(c["status_line_answer"] for c in checks),
         "json_answers": sum(c["json_answer"] for c in checks),

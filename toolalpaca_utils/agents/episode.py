@@ -13,7 +13,7 @@ from ..react import (
 )
 from ..formats.chat_reply import parse_chat_reply
 from ..formats.common import tool_schemas
-from ..values import readings
+from ..saying import readings
 from .chat_prompt import CHAT_FINAL_NUDGE, CHAT_STOP, Renderer, chat_messages, check_chat_options
 from .executor import Observation, check_request
 from .protocol import ChatModel
@@ -80,7 +80,7 @@ FINAL_SCHEMA = {"type": "object", "properties": {
 
 TOOL_CHOICES = ("auto", "required")
 # free: ReAct text, parsed; constrained: each step under the tool's JSON schema; grounded: constrained,
-# and the first step's free string values are ones the request says (values.readings)
+# and the first step's free string values are ones the request says (saying.readings)
 MODES = ("free", "constrained", "grounded")
 
 
@@ -100,7 +100,7 @@ class Episode:
     ``forced_first`` (call-first strategy) writes the first call for the assistant. ``mode`` is
     ``free`` (parse plain text), ``constrained`` (JSON schema per step) or ``grounded``
     (constrained, and the first step's free string values are among those the request says,
-    :func:`~toolalpaca_utils.values.readings`: a weak model copies a value rather than invent one). After the first
+    :func:`~toolalpaca_utils.saying.readings`: a weak model copies a value rather than invent one). After the first
     successful call ``answer_after_success`` asks for the final answer; a repeat of an identical
     successful call (a weak model looping) is not executed again but answered the same way.
     The nudge that asks for the answer is not stored: the trajectory keeps call → observation →

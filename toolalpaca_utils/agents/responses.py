@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..openapi import record_spec, response_schema
-from ..values import mentioned, sample_value, words
+from ..saying import mentioned
+from ..values import sample_value, words
 from .executor import MAX_OBSERVATION_CHARS, Observation
 
 STATUS_LINE = re.compile(r"^\s*\d{3}\b|status code|response\s*:", re.I)

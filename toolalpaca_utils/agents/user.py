@@ -9,7 +9,8 @@ from typing import Sequence
 
 from ..llm import LLMError
 from ..openapi import describe_function, function_schemas, record_spec, validate_arguments
-from ..values import GUESS, Value, mentioned, sample_value
+from ..saying import mentioned
+from ..values import GUESS, Value, sample_value
 from .protocol import ChatModel
 
 PLACEHOLDER = re.compile(r"<[^>]*>|\[[^\]]*\]|\{[^}]*\}|\bX{2,}\b|\bplaceholder\b|\byour [a-z]+ here\b", re.I)
@@ -188,7 +189,7 @@ def _words(identifier: str) -> str:
 
 def missing_values(instruction: str, args: dict) -> list[str]:
     """Argument values that the instruction does not say, in any accepted form
-    (:func:`toolalpaca_utils.values.mentioned`); booleans are never required to be said."""
+    (:func:`toolalpaca_utils.saying.mentioned`); booleans are never required to be said."""
     return [k for k, v in args.items() if not isinstance(v, bool) and not mentioned(v, instruction)]
 
 

@@ -90,17 +90,21 @@ listRecipesByDiet: List quick recipes that fit a diet.
 getCurrentWeather: Get the weather right now in a city.
   city* string: Name of the city
   units string: Units of the figures | enum: metric, imperial
+  temperature_unit string: Unit of the temperature, a pint symbol such as 'degC' or 'degF'
   -> temperature number: Temperature now
   -> conditions string: Sky conditions | enum: sunny, cloudy, rain, snow, fog, thunderstorm
   ? What's the weather like in {city} right now?
   ? How warm is it in {city} at the moment, in {units} units?
+  ? What's the temperature in {city} now, in {temperature_unit}?
   ? Is it raining in {city} now?
 getForecast: Get the daily forecast for the next days in a city.
   city* string: Name of the city
   days integer 1..7: Number of days to forecast
+  timezone string: IANA time zone of the dates, e.g. 'Europe/Paris'
   -> days array: Days with date, high, low and conditions
   ? What's the forecast for {city}?
   ? Give me the {days}-day forecast for {city}.
+  ? What's the forecast for {city}, by {timezone} time?
   ? Will it be sunny in {city} over the next {days} days?
 getPastWeather: Get the weather recorded in a city on a past date.
   city* string: Name of the city
@@ -131,8 +135,10 @@ searchFlights: Find flights between two airports on a date.
 listDepartures: List the next departures from an airport.
   airport* string: IATA code of the airport
   limit integer 1..20: How many departures to return
+  timezone string: IANA time zone to give the departure times in, e.g. 'America/Chicago'
   -> departures array: Departures with flight_number, destination_airport and departure_time
   ? What are the next departures from {airport}?
+  ? Show the next flights leaving {airport}, with times in {timezone} time.
   ? Show the next {limit} flights leaving {airport}.
   ? Which flights leave {airport} soon?
 
@@ -208,9 +214,11 @@ searchJobs: Find open positions for a job title in a city.
 getSalaryEstimate: Get the typical yearly salary of a job in a city.
   job_title* string: The job title
   city* string: Name of the city
+  currency string: ISO 4217 code of the currency to give the salary in
   -> median_salary number: Median yearly salary
   -> currency string: ISO 4217 code of the currency
   ? How much does a {job_title} earn in {city}?
+  ? What's a {job_title}'s salary in {city}, in {currency}?
   ? What is the typical salary of a {job_title} in {city}?
 listCompanyJobs: List the open positions of a company.
   company* string: The company's name
@@ -223,12 +231,13 @@ listCompanyJobs: List the open positions of a company.
 ## Nutrient Table | Health | Nutrition facts of foods and comparisons between them.
 getFoodNutrients: Get the nutrients of an amount of a food.
   food* string: The food | values: banana; oats; almonds; brown rice; cheddar cheese; avocado; eggs; broccoli
-  grams integer 10..500: Amount in grams
+  amount number 1..500: How much of the food
+  unit string: Mass unit of the amount, a name or symbol such as 'g', 'ounce' or 'lb'
   -> calories number: Calories in that amount
   -> protein_grams number: Protein in that amount
-  ? How many calories are in {grams} grams of {food}?
+  ? How many calories are in {amount} {unit} of {food}?
   ? What nutrients does {food} have?
-  ? How much protein is in {grams} g of {food}?
+  ? How much protein is in {amount} {unit} of {food}?
 compareFoods: Compare the nutrients of two foods, per 100 grams.
   first_food* string: The first food | values: banana; oats; almonds; brown rice; cheddar cheese; avocado
   second_food* string: The second food | values: apple; quinoa; walnuts; white rice; mozzarella; eggs
@@ -373,9 +382,11 @@ getHotelReviews: Get the latest guest reviews of a hotel.
 getCityPrices: Get the average hotel price in a city for a month.
   city* string: Name of the city
   month* string: The month | enum: January, April, July, October, December
+  currency string: ISO 4217 code of the currency for the price
   -> average_price number: Average price per night
   -> currency string: ISO 4217 code of the currency
   ? How expensive are hotels in {city} in {month}?
+  ? What does a night in {city} cost in {month}, in {currency}?
   ? What does a night in {city} cost in {month}?
 
 ## Parcelpath | Shopping | Parcel tracking and shipping quotes.
@@ -401,6 +412,14 @@ listPickupPoints: List parcel pickup points near a postcode.
   -> points array: Pickup points with address and opening_hours
   ? Where can I pick up parcels near {postcode} in {country}?
   ? List pickup points around {postcode}, {country}.
+schedulePickup: Book a courier to collect a parcel at a postcode at a date and time.
+  postcode* string: The postcode
+  pickup_time* string: Local date and time of the pickup, YYYY-MM-DDTHH:MM:SS
+  -> booking_id string: The booking reference
+  -> window string: The collection window
+  ? Book a courier pickup at {postcode} for {pickup_time}.
+  ? Can someone collect my parcel from {postcode} on {pickup_time}?
+  ? Schedule a parcel collection at {postcode}, {pickup_time}.
 
 ## Cleanair | Environment | Air quality and pollen levels in cities.
 getAirQuality: Get the current air quality index of a city.

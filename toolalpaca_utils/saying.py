@@ -1,0 +1,134 @@
+"""Does a request say a value? The check (:func:`mentioned`) and its converse (:func:`readings`).
+
+A request may say a value as the call writes it or in another form, as people do: a number's
+usual spellings, a date or a moment in prose, a country, currency, language, airport, time zone
+or unit by its name (:mod:`.namings`). :func:`mentioned` is what the corpus-quality report and the
+request checks use; :func:`readings` lists the values a request says, as a call carries them,
+for grounded decoding.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from typing import Any
+
+from .namings import DATE_FORMS, DATETIME_FORMS, named
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _says(said: str, form: str) -> bool:
+    """Is ``form`` in ``said`` (both normalised) as whole words: "usd" is not in "usda"."""
+    return form in said and re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", said) is not None
+
+
+_CASED = ("zones", "units")  # values whose case tells them apart: "km" (kilometre) is not "KM" (Comoros)
+
+
+@functools.lru_cache(maxsize=1)
+def _names_by_value() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """A named value -> the normalised names a request may say it by (:func:`.namings.named`): codes by
+    their lower case ("de" or "DE": Germany), zones and unit symbols as they are written."""
+    by_code: dict[str, set[str]] = {}
+    by_exact: dict[str, set[str]] = {}
+    for key, pairs in named().items():
+        index = by_exact if key in _CASED else by_code
+        for value, name in pairs:
+            index.setdefault(value if key in _CASED else value.lower(), set()).add(_normal(name))
+    return by_code, by_exact
+
+
+@functools.lru_cache(maxsize=1)
+def _values_by_name() -> dict[str, list[str]]:
+    """A normalised name -> the values it names (:func:`.namings.named`, the other way round)."""
+    index: dict[str, list[str]] = {}
+    for pairs in named().values():
+        for value, name in pairs:
+            index.setdefault(_normal(name), []).append(value)
+    return index
+
+
+def _moment_forms(text: str) -> set[str]:
+    """An ISO date's or date-time's prose spellings (DATE_FORMS, DATETIME_FORMS)."""
+    try:
+        if "T" in text:
+            moment = dt.datetime.fromisoformat(text)
+            return {moment.strftime(f) for f in DATETIME_FORMS}
+        day = dt.date.fromisoformat(text)
+        return {day.strftime(f) for f in DATE_FORMS}
+    except ValueError:
+        return set()
+
+
+def _forms(value: Any) -> set[str]:
+    """The forms of ``value`` a request may use, normalised (lower case, single spaces)."""
+    text = str(value).strip()
+    forms = {text}
+    if isinstance(value, bool):
+        return {"yes", "no", "true", "false", "only", "without", "with"}
+    if isinstance(value, (int, float)):
+        number = float(value)
+        forms |= {f"{number:g}", f"{number:,.2f}", f"{number:.2f}", f"{number:,g}"}
+        if number.is_integer():
+            forms |= {str(int(number)), f"{int(number):,}"}
+    by_code, by_exact = _names_by_value()
+    forms |= _moment_forms(text) | by_code.get(text.lower(), set()) | by_exact.get(text, set())
+    return {_normal(f) for f in forms if f}
+
+
+def mentioned(value: Any, text: str) -> bool:
+    """Does ``text`` say ``value``, in any accepted form (case, spacing, a number's, a date's or a
+    moment's usual spellings, the name of a country, currency, language, airport, time zone or
+    unit for its code)? Booleans count as said when any yes/no-like word is there (a user says
+    "only commercial ones", not "true")."""
+    said = _normal(text)
+    return any(_says(said, form) for form in _forms(value))
+
+
+# =========================================================================== readings
+_EDGE = "\"'“”‘’«».,;:!?()[]{}"   # stripped from a span's ends: "Nairobi," and "(May 1, 2023)" are values
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_CLOCK = r"(?: at (\d{1,2}):(\d{2})(?: ?([AaPp][Mm]))?)?"  # an optional time: "at 2:30 PM", "at 14:30"
+_PROSE_DATES = ((re.compile(rf"\b({_MONTHS}) (\d{{1,2}}), (\d{{4}})\b{_CLOCK}"), "%B %d %Y"),  # DATE_FORMS' prose
+                (re.compile(rf"\b(\d{{1,2}}) ({_MONTHS}) (\d{{4}})\b{_CLOCK}"), "%d %B %Y"))   # ones, with a time
+
+
+def _prose_moments(text: str) -> list[str]:
+    """The ISO form of each date (and each date-time) ``text`` writes out in prose."""
+    out = []
+    for pattern, form in _PROSE_DATES:
+        for match in pattern.finditer(text):
+            day_text, (hour, minute, half) = " ".join(match.groups()[:3]), match.groups()[3:]
+            try:
+                day = dt.datetime.strptime(day_text, form)
+                out.append(day.date().isoformat())
+                if hour:
+                    h = int(hour) % 12 + (12 if half and half.lower() == "pm" else 0) if half else int(hour)
+                    out.append(day.replace(hour=h, minute=int(minute)).strftime("%Y-%m-%dT%H:%M:%S"))
+            except ValueError:  # "February 30, 2024", "25:00"
+                pass
+    return out
+
+
+def readings(text: str, max_words: int = 5) -> list[str]:
+    """The string values ``text`` says, as a call would carry them: every run of up to
+    ``max_words`` words (end punctuation stripped), the code of each country, currency, language,
+    airport, time zone and unit it names, and the ISO form of each date and date-time it writes
+    out. These are the values :func:`mentioned` accepts for ``text``, the other way round (what
+    the cpu corpus teaches: a call's values come from its request, a name as its code, a date in
+    ISO). Grounded decoding picks a call's free string values among them
+    (:func:`toolalpaca_utils.react.step_schema`)."""
+    tokens = text.split()
+    out: dict[str, None] = {}
+    for i in range(len(tokens)):
+        for j in range(i + 1, min(len(tokens), i + max_words) + 1):
+            span = " ".join(tokens[i:j]).strip(_EDGE)
+            if span:
+                out[span] = None
+    said = _normal(text)
+    out.update((value, None) for name, values in _values_by_name().items() if _says(said, name) for value in values)
+    out.update((moment, None) for moment in _prose_moments(text))
+    return list(out)
