@@ -81,7 +81,7 @@ def test_blueprints_survive_the_toolset_files(records, tmp_path):
 
 
 def test_simulation_uses_the_templates_for_blueprint_tools(records, tmp_path):
-    model = ScriptedModel(['{"thought": "done", "final_answer": "It is 12."}'])
+    model = ScriptedModel(['{"thought": "I have the response and can answer.", "final_answer": "It is 12."}'])
     cfg = SimulationConfig(instructions_per_tool=2, instructions_per_blueprint_tool=3, strategy="call-first",
                            mode="constrained", n_eval_tools=1, values="typed", request_fallback="bank",
                            executor="schema")

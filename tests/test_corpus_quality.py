@@ -88,6 +88,7 @@ def test_values_said_in_another_form_are_mentioned_and_wrong_ones_are_not():
     assert mentioned("DE", "what about Germany?") and not mentioned("DE", "what about France?")
     assert mentioned(12.5, "convert 12.50 dollars") and mentioned(1500, "about 1,500 people")
     assert not mentioned(15, "about 150 people")  # a number inside another is not said
+    assert mentioned(5, "the five largest cities") and not mentioned(5, "the fifty largest") and not mentioned(5, "six")
     assert not mentioned("Paris", "weather in Parisville")
     # the normalisations the real tools need: a moment in prose, a currency, zone or unit by name
     assert mentioned("2023-05-01T14:30:00", "a pickup on May 1, 2023 at 2:30 PM")
@@ -188,7 +189,7 @@ def test_the_report_counts_values_said_in_another_form_than_the_call_writes():
 def test_simulated_corpus_meets_the_quality_bars(tmp_path):
     """The corpus the cpu defaults write, with a teacher whose answers quote nothing: every
     answer is then the verbaliser's, and the report says so."""
-    teacher = ScriptedModel(['{"thought": "done", "final_answer": "A World of Wonder"}'])
+    teacher = ScriptedModel(['{"thought": "I have the response and can answer.", "final_answer": "A World of Wonder"}'])
     cfg = SimulationConfig(instructions_per_tool=6, n_eval_tools=1, seed=0)
     simulate(teacher, records(), cfg, out_dir=tmp_path, progress=False, workers=1)
     q = corpus_quality(tmp_path)

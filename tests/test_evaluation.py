@@ -255,21 +255,31 @@ def test_evaluate_grid_runs_every_model_decoding_and_set_and_resumes(realtools_u
 
 @pytest.mark.slow
 def test_grounded_decoding_on_the_real_engine_calls_only_with_values_the_request_says(chat_client, realtools_url):
-    """The embedded llama.cpp server under a grounded first step's grammar: whatever the 135M model
-    picks, it is a call, and each free string value in it is one the request says
-    (saying.readings); an unknown decoding is refused before any episode runs."""
+    """The embedded llama.cpp server under a grounded first step, as JSON (the schema, what the
+    book sends) and as ReAct text (the step's grammar, benchmarks/step_format.py): whatever
+    the 135M model picks, it is a call of one of the tool's functions, and each free string value
+    in it is one the request says (saying.readings); an unknown decoding is refused before any
+    episode runs."""
     from toolalpaca_utils.agents import Episode
     from toolalpaca_utils.openapi import function_schemas, record_spec
+    from toolalpaca_utils.react import parse_step
     from toolalpaca_utils.saying import readings
+    from toolalpaca_utils.step_grammar import step_grammar
 
     items, records = items_from_real(realtools_url)
     items = [it for it in items if it.tool in ("Countries", "Cities", "PublicHolidays")][:4]
     for item in items:
         request = Episode(records[item.tool], item.instruction, None, mode="grounded", tool_choice="required").request()
-        step = chat_client.chat(request.messages, schema=request.schema, max_tokens=400, seed=0).parsed
-        props = function_schemas(record_spec(records[item.tool]))[step["action"]].get("properties") or {}
-        for key, value in step["action_input"].items():
-            if props[key].get("type") == "string" and "enum" not in props[key]:
-                assert value in readings(item.instruction), (key, value, item.instruction)
+        functions = function_schemas(record_spec(records[item.tool]))
+        text = chat_client.chat(request.messages, schema=request.schema, grammar=step_grammar(request.schema),
+                                **request.gen).text
+        parsed = parse_step(text)
+        as_json = chat_client.chat(request.messages, schema=request.schema, max_tokens=400, seed=0).parsed
+        assert text.startswith("Thought: ") and parsed.kind == "action", text
+        for action, args in ((parsed.action, parsed.action_input), (as_json["action"], as_json["action_input"])):
+            props = functions[action].get("properties") or {}
+            for key, value in args.items():
+                if props[key].get("type") == "string" and "enum" not in props[key]:
+                    assert value in readings(item.instruction), (key, value, item.instruction)
     with pytest.raises(ValueError, match="must be one of"):
         evaluate(chat_client, items, records, name="x", mode="grounding", progress=False)

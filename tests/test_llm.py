@@ -161,6 +161,15 @@ def test_malformed_schema_is_rejected_before_sending():
     assert client.stats.server_calls == 0
 
 
+def test_a_grammar_is_llama_cpp_s_and_another_dialect_needs_the_schema():
+    """The step grammar goes to a llama.cpp endpoint only: an OpenAI-dialect client given a grammar
+    without the schema to send instead refuses before sending anything."""
+    client = ChatClient("http://127.0.0.1:9/v1", "m", dialect="openai", max_retries=0)  # never reached
+    with pytest.raises(LLMRequestError, match="takes no grammar"):
+        client.chat(HELLO, grammar='root ::= "yes"')
+    assert client.stats.server_calls == 0
+
+
 @pytest.mark.slow
 def test_schema_dialect_the_server_rejects(llm_server):
     # llama-cpp-python accepts only json_object + schema; the OpenAI json_schema form is a 422

@@ -130,6 +130,22 @@ def test_step_schema_binds_each_function_to_its_arguments(record):
     assert parse_step(text).action_input == parsed.action_input == {"bookId": "b"}
 
 
+def test_a_step_grammar_writes_the_react_text_of_each_branch(record):
+    """The grammar of a constrained step is ReAct text: a thought, then one branch per function
+    (its name and its own arguments' grammar) or the final answer; a branch that is neither is refused."""
+    from toolalpaca_utils.step_grammar import step_grammar
+
+    grammar = step_grammar(step_schema(record))
+    root = grammar.splitlines()[0]
+    assert root.startswith('root ::= "Thought: " thought "\\n" (')
+    for name in ("searchBooks", "getBook", "addReview", "getDetails"):
+        assert f'"Action: " "{name}" "\\nAction Input: "' in root
+    assert '"Final Answer: "' in root and "thought ::= [^\\n]{1,200}" in grammar
+    assert '"Final Answer: "' not in step_grammar(step_schema(record, allow_final=False)).splitlines()[0]
+    with pytest.raises(ValueError, match="a call or a final answer"):
+        step_grammar({"anyOf": [{"type": "object", "properties": {"thought": {"type": "string"}, "x": {}}}]})
+
+
 def test_a_grounded_step_passes_only_given_values_that_fit_each_free_string(record):
     """Grounded decoding: a free string (no enum) becomes an enum of the request's readings its own
     schema accepts; the later steps' schema is untouched."""

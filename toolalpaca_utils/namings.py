@@ -13,6 +13,8 @@ import functools
 
 DATE_FORMS = ("%Y-%m-%d", "%B %-d, %Y", "%-d %B %Y")  # ISO, US prose, European prose
 DATETIME_FORMS = ("%B %-d, %Y at %-I:%M %p", "%-d %B %Y at %H:%M")  # as people write a moment
+# small counts as people say them ("the five largest"): 1..12 by their word
+NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,6 +45,16 @@ def named() -> dict[str, list[tuple[str, str]]]:
     lists = data_lists()
     return {"countries": lists["countries"], "languages": lists["languages"], "airports": lists["airports"],
             "currencies": lists["currencies"] + _currency_names(), "zones": _zone_cities(), "units": _unit_names()}
+
+
+@functools.lru_cache(maxsize=None)
+def names_of(key: str) -> dict[str, list[str]]:
+    """A value -> the names it is said by, for one list of :func:`named` (built once: a sampler
+    looks a currency's names up per value)."""
+    index: dict[str, list[str]] = {}
+    for value, name in named()[key]:
+        index.setdefault(value, []).append(name)
+    return index
 
 
 def _currency_names() -> list[tuple[str, str]]:

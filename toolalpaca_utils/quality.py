@@ -6,8 +6,8 @@ distinct request phrasings there are and the share of the most used frame; argum
 are type-valid, that are fragments of their parameter's own description (the junk a weak teacher
 writes), that the request says (:func:`toolalpaca_utils.saying.mentioned`: dates, numbers,
 case and codes normalised) and that it says in another form than the call's (the normalisation
-a student must learn: a currency's name for its code, a prose date for ISO); answers that quote the observation, that are status lines or hold
-JSON; duplicate requests within and across splits.
+a student must learn: a currency's name for its code, a prose date for ISO); answers that quote
+the observation, that are status lines or hold JSON; duplicate requests within and across splits.
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ QUALITY_SPLITS = ("train", "eval")
 
 
 def _norm(text: str) -> str:
+    # unlike saying's normaliser, punctuation goes too: a fragment test compares words, while
+    # "U.S." or "2023-05-01" must stay whole where a request is read for a value
     return " ".join(re.sub(r"[^a-z0-9 ]+", " ", str(text).lower()).split())
 
 

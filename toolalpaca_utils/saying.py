@@ -13,7 +13,7 @@ import functools
 import re
 from typing import Any
 
-from .namings import DATE_FORMS, DATETIME_FORMS, named
+from .namings import DATE_FORMS, DATETIME_FORMS, NUMBER_WORDS, named
 
 
 def _normal(text: str) -> str:
@@ -74,6 +74,8 @@ def _forms(value: Any) -> set[str]:
         forms |= {f"{number:g}", f"{number:,.2f}", f"{number:.2f}", f"{number:,g}"}
         if number.is_integer():
             forms |= {str(int(number)), f"{int(number):,}"}
+            if 1 <= number <= len(NUMBER_WORDS):
+                forms.add(NUMBER_WORDS[int(number) - 1])
     by_code, by_exact = _names_by_value()
     forms |= _moment_forms(text) | by_code.get(text.lower(), set()) | by_exact.get(text, set())
     return {_normal(f) for f in forms if f}

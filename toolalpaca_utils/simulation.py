@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from .agents import (
-    SimulatedExecutor, Trajectory, dedupe, executor_for, instruction_problems, missing_values, normalise,
+    ANSWER_THOUGHT, SimulatedExecutor, Trajectory, dedupe, executor_for, instruction_problems, missing_values, normalise,
     run_assistant,
     sample_call, template_instruction, typed_call, write_instruction_for_call, write_instructions,
 )
@@ -332,7 +332,7 @@ def _ground_answer(traj: Trajectory, cfg: SimulationConfig, rng: random.Random) 
     if not problems:
         return {"answer_source": "teacher"}
     spoken = verbalise(observation, rng)
-    traj.final = {"text": format_final("I have the response and can answer.", spoken), "answer": spoken}
+    traj.final = {"text": format_final(ANSWER_THOUGHT, spoken), "answer": spoken}
     traj.stop_reason = "final answer"
     return {"answer_source": "verbaliser", "rejected_answer": answer, "answer_problems": problems}
 

@@ -24,7 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .namings import DATE_FORMS, DATETIME_FORMS, UNITS, data_lists, named, unit_names, unit_symbols
+from .namings import (DATE_FORMS, DATETIME_FORMS, NUMBER_WORDS, UNITS, data_lists, named, names_of, unit_names,
+                      unit_symbols)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _datetime(rng: random.Random) -> Value:
 def _currency(rng: random.Random) -> Value:
     """An ISO 4217 code, said as the code or, as often as not, as people name it ("euros")."""
     code, _ = rng.choice(data_lists()["currencies"])
-    names = [name for c, name in named()["currencies"] if c == code]
+    names = names_of("currencies").get(code, [])
     return Value(code, rng.choice(names) if rng.random() < 0.5 and names else code, "currency")
 
 
@@ -116,6 +117,8 @@ def _number(name: list[str], schema: dict, rng: random.Random) -> Value:
     value: Any = rng.randint(int(lo), int(hi)) if integer else round(rng.uniform(lo, hi), 2)
     if kind == "amount" and not integer:
         value = round(value, 2)
+    if kind == "count" and integer and value <= len(NUMBER_WORDS) and rng.random() < 0.5:
+        return Value(value, NUMBER_WORDS[value - 1], kind)  # "the five largest": said as a word
     return Value(value, str(value), kind)
 
 

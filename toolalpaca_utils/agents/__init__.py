@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from .chat_prompt import PROMPT_FORMATS, ChatRenderer, chat_messages, chat_renderer, check_prompt_format
 from .drivers import drive, run_assistant
-from .episode import (ANSWER_SYSTEM, FINAL_MAX_TOKENS, FINAL_NUDGE, FINAL_SCHEMA, MAX_ERRORS, Episode,
+from .episode import (ANSWER_SYSTEM, ANSWER_THOUGHT, FINAL_MAX_TOKENS, FINAL_NUDGE, FINAL_SCHEMA, MAX_ERRORS, Episode,
                       ModelRequest, Step, Trajectory)
 from .executor import (MAX_OBSERVATION_CHARS, HttpExecutor, Observation, SimulatedExecutor, _bounded_response,
                        _truncate, check_request, executor_for)
@@ -49,7 +49,7 @@ __all__ = [
     # tool executor
     "MAX_OBSERVATION_CHARS", "HttpExecutor", "Observation", "SimulatedExecutor", "check_request", "executor_for",
     # episode and scaffold
-    "ANSWER_SYSTEM", "FINAL_MAX_TOKENS", "FINAL_NUDGE", "FINAL_SCHEMA", "MAX_ERRORS", "Episode", "ModelRequest",
+    "ANSWER_SYSTEM", "ANSWER_THOUGHT", "FINAL_MAX_TOKENS", "FINAL_NUDGE", "FINAL_SCHEMA", "MAX_ERRORS", "Episode", "ModelRequest",
     "Step", "Trajectory", "demonstration_turns",
     # the chat prompt format
     "PROMPT_FORMATS", "ChatRenderer", "chat_messages", "chat_renderer", "check_prompt_format",

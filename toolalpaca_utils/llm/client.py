@@ -172,16 +172,25 @@ class ChatClient:
         seed: int = 0,
         stop: Sequence[str] | None = None,
         top_p: float | None = None,
+        grammar: str | None = None,
     ) -> ChatResult:
         """One chat completion. With ``schema`` the output is constrained to it, parsed, and
-        validated; a result that does not validate raises :class:`LLMOutputError`."""
+        validated; a result that does not validate raises :class:`LLMOutputError`. With
+        ``grammar`` (GBNF, e.g. :func:`toolalpaca_utils.step_grammar.step_grammar`) a llama_cpp
+        endpoint writes text of that grammar instead, returned unparsed; another dialect takes no
+        grammar and is sent ``schema`` in its place (required then)."""
         params = _params(temperature, max_tokens or self.default_max_tokens, seed, stop, top_p)
+        if grammar is not None and self.dialect != "llama_cpp":
+            if schema is None:
+                raise LLMRequestError(f"the {self.dialect} dialect takes no grammar; pass a JSON schema as well")
+            grammar = None
+        if grammar is not None:
+            schema = None
         if schema is not None:
             check_schema(schema)
-        key = cache_key(
-            {"dialect": self.dialect, "model": self.model, "messages": list(messages), "schema": schema, **params}
-        )
-        return self._finish(self._cached(key, lambda: self._call(messages, schema, params)), schema)
+        request = {"dialect": self.dialect, "model": self.model, "messages": list(messages), "schema": schema, **params}
+        key = cache_key(request if grammar is None else {**request, "grammar": grammar})
+        return self._finish(self._cached(key, lambda: self._call(messages, schema, params, grammar)), schema)
 
     def complete(
         self,
@@ -246,11 +255,14 @@ class ChatClient:
                 "api_key_env": self.api_key_env, "cache_dir": str(self.cache_dir) if self.cache_dir else None}
 
     # ------------------------------------------------------------------ internals
-    def _call(self, messages: Sequence[Message], schema: dict | None, params: dict) -> ChatResult:
+    def _call(self, messages: Sequence[Message], schema: dict | None, params: dict,
+              grammar: str | None = None) -> ChatResult:
         kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages), **_sampling(params)}
         if schema is not None:
             kwargs["response_format"] = response_format_for(schema, self.dialect)
-        what = "the JSON schema" if schema is not None else "the request"
+        if grammar is not None:
+            kwargs["extra_body"] = {"grammar": grammar}  # llama-cpp-python's server field
+        what = "the JSON schema" if schema is not None else "the grammar" if grammar is not None else "the request"
         response, slot, seconds = self._send(lambda sdk: sdk.chat.completions.create(**kwargs), what)
         choice = response.choices[0]
         return self._counted(choice.message.content or "", choice.finish_reason, response.usage, slot, seconds)

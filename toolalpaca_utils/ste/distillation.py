@@ -17,7 +17,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
-from ..agents import dedupe, normalise, parse_numbered_list
+from ..agents import ANSWER_THOUGHT, dedupe, normalise, parse_numbered_list
 from ..llm import LLMError
 from ..openapi import function_schemas, record_spec, validate_arguments
 from ..react import GET_DETAILS, format_action, format_final, parse_step
@@ -372,7 +372,7 @@ def _answer_from_observation(inst: dict) -> None:
     # a weak explorer makes the right call and then writes an answer unrelated to the response;
     # the call is worth learning, so the answer is written from the response
     answer = observation_answer(inst["steps"][0]["observation"])
-    inst["final"] = {"text": format_final("The response answers the request.", answer), "answer": answer,
+    inst["final"] = {"text": format_final(ANSWER_THOUGHT, answer), "answer": answer,
                      "replaced": inst["final"]["answer"]}
     inst["answer_source"] = "observation"
 
