@@ -117,7 +117,7 @@ def _number(name: list[str], schema: dict, rng: random.Random) -> Value:
     value: Any = rng.randint(int(lo), int(hi)) if integer else round(rng.uniform(lo, hi), 2)
     if kind == "amount" and not integer:
         value = round(value, 2)
-    if kind == "count" and integer and value <= len(NUMBER_WORDS) and rng.random() < 0.5:
+    if kind == "count" and integer and 1 <= value <= len(NUMBER_WORDS) and rng.random() < 0.5:
         return Value(value, NUMBER_WORDS[value - 1], kind)  # "the five largest": said as a word
     return Value(value, str(value), kind)
 
