@@ -202,6 +202,32 @@ def test_simulated_corpus_meets_the_quality_bars(tmp_path):
     assert all(r["rejected_answer"] == "A World of Wonder" for r in rows)
 
 
+class QuotingTeacher(ScriptedModel):
+    """Answers with a string value of the response it was shown, after a thought of its own."""
+
+    def reply(self, messages, schema):
+        import re
+
+        seen = " ".join(m["content"] for m in messages if "Response" in m["content"] or "Observation" in m["content"])
+        value = (re.findall(r'"([A-Za-z][^"]{2,40})"', seen) or ["nothing"])[-1]
+        self.texts = [json.dumps({"thought": "I need to call the API.", "final_answer": f"It is {value}."})]
+        return super().reply(messages, schema)
+
+
+def test_a_kept_teacher_answer_is_stored_after_the_corpus_thought(tmp_path):
+    """The teacher thinks what it likes before its answer; the corpus keeps one thought
+    (ANSWER_THOUGHT) before every answer grounded in a response, the teacher's included."""
+    from toolalpaca_utils.agents import ANSWER_THOUGHT
+
+    cfg = SimulationConfig(instructions_per_tool=6, n_eval_tools=1, seed=0)
+    simulate(QuotingTeacher(), records(), cfg, out_dir=tmp_path, progress=False, workers=1)
+    rows = [json.loads(line) for split in ("train", "eval")
+            for line in (tmp_path / f"{split}.jsonl").read_text().splitlines()]
+    kept = [r for r in rows if r.get("answer_source") == "teacher"]
+    assert kept, "no teacher answer quoted its response"
+    assert all(r["final"]["text"].startswith(f"Thought: {ANSWER_THOUGHT}\n") for r in rows if r.get("final"))
+
+
 def test_quality_report_counts_junk(tmp_path):
     rec = records()[0]
     name = sorted(function_schemas(record_spec(rec)))[0]

@@ -67,3 +67,20 @@ def test_the_levers_table_is_the_benchmarks_rows_averaged_over_seeds(tmp_path):
     text = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results).read_text()
     assert "| condition | seeds | status_line_answers | answers_quoting_observation_pct |" in text
     assert "| all levers | 2 | 0.0 | 96.0 |" in text and "| answers unchecked | 1 | 59.0 | 11.9 |" in text
+
+
+def test_the_thought_table_is_the_benchmarks_rows(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    text = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results).read_text()
+    assert "## The thought before a call" in text and "Not run: `python benchmarks/thought_lever.py`" in text
+    rows = [{"variant": v, "set": "simulated", "decoding": "grounded", "well_formed": 90.5, "api_match": a,
+             "argument_match": 28.6, "overall": o, "minutes": 22.9} for v, a, o in (("summary", 66.7, 42.9),
+                                                                                  ("names", 47.6, 19.0))]
+    (results / "thought_lever.json").write_text(json.dumps(rows))
+    text = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results).read_text()
+    assert "| simulated | grounded | names | 90.5 | 47.6 | 28.6 | 19.0 |" in text
+    assert text.index("| simulated | grounded | names |") < text.index("| simulated | grounded | summary |")
+    (results / "thought_lever.json").write_text('[{"variant": "names"}]')  # a row without its figures
+    text = performance.write_page(tmp_path / "executed", [], results_dir=results).read_text()
+    assert "Not run: `python benchmarks/thought_lever.py`" in text

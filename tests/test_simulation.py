@@ -133,6 +133,18 @@ def test_after_the_answer_nudge_plain_prose_is_the_answer_in_free_mode():
     assert again.final is None  # a reply that calls a tool again is not an answer
 
 
+def test_a_call_code_writes_is_thought_of_by_its_documentation_line():
+    """call-first: the thought before the written call is the function's summary, which the
+    prompt shows; the name is the action's alone."""
+    ok = Observation(200, 'Status Code: 200. Response: {"temp": 3}')
+    traj = run_assistant(ScriptedModel(["It is 3 degrees."]), weather_record(), "Weather in Oslo?",
+                         lambda *a, **k: ok, mode="free", forced_first=("getWeather", {"city": "Oslo"}))
+    first = traj.steps[0]
+    assert first.thought == "The request needs this: Current weather for a city."
+    assert "getWeather" not in first.thought and parse_step(first.text).action == "getWeather"
+    assert "Current weather for a city." in Episode(weather_record(), "Weather?", None).request().messages[0]["content"]
+
+
 def test_free_scaffold_changes_what_the_teacher_sees_not_what_is_stored():
     from toolalpaca_utils.agents import ANSWER_SYSTEM, demonstration_turns
 

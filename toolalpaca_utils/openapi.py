@@ -286,9 +286,19 @@ def _structure_text(schema: dict, depth: int = 0) -> str:
     return _simplify(schema).get("type", "any") if isinstance(schema, dict) else "any"
 
 
+def _operation(spec: dict, operation_id: str) -> dict:
+    return next(op for _p, _m, op in iter_operations(spec) if op.get("operationId") == operation_id)
+
+
+def function_summary(spec: dict, operation_id: str) -> str:
+    """The line a function's documentation opens with (its summary, else its description)."""
+    op = _operation(spec, operation_id)
+    return " ".join(str(op.get("summary") or op.get("description") or "").split())
+
+
 def describe_function(spec: dict, operation_id: str) -> str:
     """One function's documentation, in the ToolAlpaca layout (summary, parameters, output)."""
-    op = next(op for _p, _m, op in iter_operations(spec) if op.get("operationId") == operation_id)
+    op = _operation(spec, operation_id)
     schema = function_schemas(spec)[operation_id]
     params = {}
     for name, p in schema["properties"].items():

@@ -153,6 +153,24 @@ def levers_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
     return lines + [""] + _corpus_lines(rows) + _paired_lines(Path(results_dir) / "corpus_levers_paired.json")
 
 
+def thought_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
+    """The thought before the first call (``benchmarks/thought_lever.py``: the student trained on
+    the book's corpus with each thought) as Markdown lines; a line saying it was not run when its
+    JSON is missing or unreadable."""
+    lines = ["## The thought before a call", "",
+             "The fine-tuned student trained on the cpu corpus with the first call's thought written three ways "
+             "(`benchmarks/thought_lever.py`; % of items, one seed): names (\"I need to call <name> …\"), "
+             "summary (the function's documentation line, the corpus's), fixed (one name-free sentence).", ""]
+    try:
+        rows = json.loads((Path(results_dir) / "thought_lever.json").read_text())
+        cells = [[r["set"], r["decoding"], r["variant"], *(str(r[m]) for m in LEVER_METRICS)] for r in rows]
+    except (OSError, ValueError, KeyError, TypeError):
+        return lines + ["Not run: `python benchmarks/thought_lever.py`.", ""]
+    return lines + ["| set | decoding | thought | " + " | ".join(LEVER_METRICS) + " |",
+                    "|---|---|---|" + "---:|" * len(LEVER_METRICS),
+                    *("| " + " | ".join(c) + " |" for c in sorted(cells)), ""]
+
+
 def _corpus_lines(rows: list[dict]) -> list[str]:
     """What each condition does to the corpus itself (notebook 02's quality report, mean over
     seeds); nothing when the rows predate these figures."""
@@ -212,5 +230,5 @@ def write_page(executed_dir: Path | str, timings_table: Sequence[str],
     image = plot_ratios(summaries, executed_dir / "performance.png")
     page = executed_dir / "performance.md"
     page.write_text(render_page(summaries, timings_table, image.name if image else None,
-                                levers_section(results_dir)))
+                                levers_section(results_dir) + thought_section(results_dir)))
     return page

@@ -322,12 +322,15 @@ def _request_problems(text: str, record: dict, args: dict) -> list[str]:
 def _ground_answer(traj: Trajectory, cfg: SimulationConfig, rng: random.Random) -> dict:
     """With ``answers="grounded"``, a final answer that quotes no value of the last successful
     response (or a status line, or JSON) is replaced by :func:`verbalise`'s; so is a missing one
-    after a successful call. Returns the provenance fields of the instance."""
+    after a successful call. Every answer after a response is stored after ANSWER_THOUGHT (the
+    teacher's own thought is dropped). Returns the provenance fields of the instance."""
     calls = traj.successful_calls()
+    answer = (traj.final or {}).get("answer", "")
+    if traj.final and calls:  # an answer from a response: after the corpus's one thought
+        traj.final = {**traj.final, "text": format_final(ANSWER_THOUGHT, answer)}
     if cfg.answers != "grounded" or not calls or traj.stop_reason.startswith("llm error"):
         return {"answer_source": "teacher"} if traj.final else {}
     observation = calls[-1].observation
-    answer = (traj.final or {}).get("answer", "")
     problems = answer_problems(answer, observation) if traj.final else ["none written"]
     if not problems:
         return {"answer_source": "teacher"}
