@@ -19,8 +19,10 @@ Only the first step of each training instance is rewritten (the evaluation sets 
 About 23 minutes a variant on 2 cores (training 13, evaluation 10). Measured 2026-12-07 (cpu, seed
 0; the names row then was notebook 03's own adapter, trained on that corpus as written): summary
 against names, unseen simulated overall 19.0 -> 42.9 (constrained and grounded), real grounded
-10.0 -> 20.0, real constrained 10.0 both; fixed fell to 3.3 / 6.7 real (see the Performance page). Every run resumes under
-``--out``; the table is printed and written to ``benchmarks/results/thought_lever.json``.
+10.0 -> 20.0, real constrained 10.0 both; fixed fell to 3.3 / 6.7 real (see the Performance page).
+The corpus regenerated with the summary thought (``--variants summary --out runs/thought_book``):
+simulated 38.1, real 10.0. Every run resumes under ``--out``; the table is printed and written to
+``benchmarks/results/thought_lever.json`` (the rows of the variants run replace their earlier ones).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
-from toolalpaca_utils.agents.episode import call_thought
+from toolalpaca_utils.agents.episode import NAMED_THOUGHT, call_thought
 from toolalpaca_utils.evaluation import evaluate_grid, items_from_corpus, items_from_real, spread_over_tools
 from toolalpaca_utils.llm import open_chat
 from toolalpaca_utils.react import format_action
@@ -48,7 +50,7 @@ def thought(variant: str, record: dict, name: str) -> str:
         return FIXED
     if variant == "summary":
         return call_thought(record, name)
-    return f"I need to call {name} with the details from the request."
+    return NAMED_THOUGHT.format(name=name)
 
 
 def rewrite(corpus_dir: Path, variant: str, out: Path) -> Path:
@@ -95,14 +97,22 @@ def main() -> None:
                              **{m: run.summary()[m] for m in METRICS},
                              "minutes": round((time.perf_counter() - started) / 60, 1)})
                 print(json.dumps(rows[-1]), flush=True)
-            (HERE / "results").mkdir(exist_ok=True)
-            (HERE / "results" / "thought_lever.json").write_text(json.dumps(rows, indent=1))
+            write_rows(rows, args.variants)
     import pandas as pd
 
     print(pd.DataFrame(rows).set_index(["set", "decoding", "variant"]).sort_index().to_string())
-    paired = paired_rows(args)
-    (HERE / "results" / "thought_lever_paired.json").write_text(json.dumps(paired, indent=1))
-    print(pd.DataFrame(paired).drop(columns=["a 95% interval", "b 95% interval"], errors="ignore").to_string())
+    if "names" in args.variants:
+        paired = paired_rows(args)
+        (HERE / "results" / "thought_lever_paired.json").write_text(json.dumps(paired, indent=1))
+        print(pd.DataFrame(paired).drop(columns=["a 95% interval", "b 95% interval"], errors="ignore").to_string())
+
+
+def write_rows(rows: list[dict], variants: list[str]) -> None:
+    """This run's rows in place of the earlier rows of its variants (a one-variant run keeps the rest)."""
+    path = HERE / "results" / "thought_lever.json"
+    path.parent.mkdir(exist_ok=True)
+    kept = [r for r in json.loads(path.read_text()) if r.get("variant") not in variants] if path.exists() else []
+    path.write_text(json.dumps(kept + rows, indent=1))
 
 
 def paired_rows(args) -> list[dict]:
@@ -114,7 +124,7 @@ def paired_rows(args) -> list[dict]:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
     out = []
-    for variant in [v for v in args.variants if v != "names"] if "names" in args.variants else []:
+    for variant in [v for v in args.variants if v != "names"]:
         for decoding in args.decoding:
             for set_name in ("real", "simulated"):
                 a, b = rows_of("names", decoding, set_name), rows_of(variant, decoding, set_name)
