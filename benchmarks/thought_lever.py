@@ -14,6 +14,7 @@ simulated tools, constrained and grounded (tool_choice "required", as notebook 0
 * ``fixed``: one name-free sentence for every call: the name is decided under the grammar only
 
     python benchmarks/thought_lever.py [--variants names summary fixed] [--out runs/thought]
+                                       [--thought free|documented]
 
 Only the first step of each training instance is rewritten (the evaluation sets are the book's).
 About 23 minutes a variant on 2 cores (training 13, evaluation 10). Measured 2026-12-07 (cpu, seed
@@ -23,6 +24,14 @@ against names, unseen simulated overall 19.0 -> 42.9 (constrained and grounded),
 The corpus regenerated with the summary thought (``--variants summary --out runs/thought_book``):
 simulated 38.1, real 10.0. Every run resumes under ``--out``; the table is printed and written to
 ``benchmarks/results/thought_lever.json`` (the rows of the variants run replace their earlier ones).
+
+``--thought documented`` decodes the same adapters with every thought bound to one of the corpus's
+lines (a call's documentation line, the answer's fixed thought; notebook 04's ``thought``), into
+``<out>/<variant>/evaluation-documented``, and tests it item by item against free thoughts
+(``benchmarks/results/thought_decoding_paired.json``). Measured 2026-12-07 on the regenerated
+corpus's adapter (``--variants summary --out runs/thought_book``, 9 minutes): API match real 36.7 ->
+50.0, unseen simulated 47.6 -> 71.4 constrained (p 0.06) and 52.4 -> 71.4 grounded; overall real
+grounded 10.0 -> 16.7, simulated grounded 38.1 -> 42.9, constrained unchanged (10.0, 38.1).
 """
 from __future__ import annotations
 
@@ -75,6 +84,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", nargs="+", default=["names", "summary", "fixed"], choices=["names", "summary", "fixed"])
     ap.add_argument("--decoding", nargs="+", default=["constrained", "grounded"])
+    ap.add_argument("--thought", default="free", choices=["free", "documented"],
+                    help="decoding's thought before a call: free | documented (bound to the function's own line)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (the corpus and the evaluation sets stay)")
     ap.add_argument("--out", type=Path, default=Path("runs/thought"))
     args = ap.parse_args()
     book = require_stage("cpu", "simulation")
@@ -88,47 +100,66 @@ def main() -> None:
         for variant in args.variants:
             started, where = time.perf_counter(), args.out / variant
             result = run_training("cpu", corpus=rewrite(book, variant, where / "corpus"), out=where / "training",
-                                  **profile_parameters("cpu"))
+                                  **{**profile_parameters("cpu"), "seed": args.seed})
             adapter = Path(result.adapter_dir)
-            runs, _ = evaluate_grid("smollm2-135m-instruct", {"fine-tuned": adapter}, sets, out_dir=where / "evaluation",
-                                    teacher=teacher, decodings=args.decoding, progress=False, replicas=2, tool_choice="required")
+            runs, _ = evaluate_grid("smollm2-135m-instruct", {"fine-tuned": adapter}, sets,
+                                    out_dir=where / evaluation_dir(args.thought), teacher=teacher,
+                                    decodings=args.decoding, progress=False, replicas=2, tool_choice="required",
+                                    thought=args.thought)
             for set_name, run in runs:
                 rows.append({"variant": variant, "set": set_name, "decoding": run.name.split(" · ")[1],
+                             "decoded_thought": args.thought, "run": args.out.name, "seed": args.seed,
                              **{m: run.summary()[m] for m in METRICS},
                              "minutes": round((time.perf_counter() - started) / 60, 1)})
                 print(json.dumps(rows[-1]), flush=True)
-            write_rows(rows, args.variants)
+            write_rows(rows, args.variants, args.thought, args.out.name)
     import pandas as pd
 
     print(pd.DataFrame(rows).set_index(["set", "decoding", "variant"]).sort_index().to_string())
-    if "names" in args.variants:
+    if "names" in args.variants and args.thought == "free":
         paired = paired_rows(args)
         (HERE / "results" / "thought_lever_paired.json").write_text(json.dumps(paired, indent=1))
         print(pd.DataFrame(paired).drop(columns=["a 95% interval", "b 95% interval"], errors="ignore").to_string())
+    if args.thought != "free":  # the same adapters decoded both ways, item by item
+        paired = paired_rows(args, versus="free")
+        name = "thought_decoding_paired.json" if args.out.name == "thought_book" else f"thought_decoding_paired_{args.out.name}.json"
+        (HERE / "results" / name).write_text(json.dumps(paired, indent=1))
+        print(pd.DataFrame(paired).drop(columns=["a 95% interval", "b 95% interval"], errors="ignore").to_string())
 
 
-def write_rows(rows: list[dict], variants: list[str]) -> None:
-    """This run's rows in place of the earlier rows of its variants (a one-variant run keeps the rest)."""
+def evaluation_dir(decoded_thought: str) -> str:
+    return "evaluation" if decoded_thought == "free" else f"evaluation-{decoded_thought}"
+
+
+def write_rows(rows: list[dict], variants: list[str], decoded_thought: str, run: str) -> None:
+    """This run's rows in place of the earlier rows of its variants decoded so under the same
+    ``--out`` (a one-variant run keeps the rest)."""
     path = HERE / "results" / "thought_lever.json"
     path.parent.mkdir(exist_ok=True)
-    kept = [r for r in json.loads(path.read_text()) if r.get("variant") not in variants] if path.exists() else []
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    kept = [r for r in earlier if r.get("variant") not in variants or r.get("run", "thought") != run
+            or r.get("decoded_thought", "free") != decoded_thought]
     path.write_text(json.dumps(kept + rows, indent=1))
 
 
-def paired_rows(args) -> list[dict]:
-    """'names' -> each other variant on the same items: McNemar's exact test per metric."""
+def paired_rows(args, versus: str | None = None) -> list[dict]:
+    """'names' -> each other variant on the same items, or (``versus`` a decoded thought) each
+    variant decoded so -> decoded with ``args.thought``: McNemar's exact test per metric."""
     from toolalpaca_utils.stats import compare_runs
 
-    def rows_of(variant: str, decoding: str, set_name: str) -> list[dict]:
-        path = args.out / variant / "evaluation" / f"fine-tuned-{decoding}-{set_name}.jsonl"
+    def rows_of(variant: str, decoded: str, decoding: str, set_name: str) -> list[dict]:
+        path = args.out / variant / evaluation_dir(decoded) / f"fine-tuned-{decoding}-{set_name}.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()]
 
+    pairs = ([((v, versus), (v, args.thought)) for v in args.variants] if versus else
+             [(("names", "free"), (v, "free")) for v in args.variants if v != "names"])
     out = []
-    for variant in [v for v in args.variants if v != "names"]:
+    for (va, da), (vb, db) in pairs:
         for decoding in args.decoding:
             for set_name in ("real", "simulated"):
-                a, b = rows_of("names", decoding, set_name), rows_of(variant, decoding, set_name)
-                out += [{"comparison": f"names -> {variant}", "set": set_name, "decoding": decoding, "metric": m,
+                a, b = rows_of(va, da, decoding, set_name), rows_of(vb, db, decoding, set_name)
+                name = f"{va} -> {vb}" if va != vb else f"{va}: decoded {da} -> {db}"
+                out += [{"comparison": name, "set": set_name, "decoding": decoding, "metric": m,
                          **compare_runs(a, b, m)} for m in METRICS[1:]]
     return out
 

@@ -258,9 +258,11 @@ def test_grounded_decoding_on_the_real_engine_calls_only_with_values_the_request
     """The embedded llama.cpp server under a grounded first step, as JSON (the schema, what the
     book sends) and as ReAct text (the step's grammar, benchmarks/step_format.py): whatever
     the 135M model picks, it is a call of one of the tool's functions, and each free string value
-    in it is one the request says (saying.readings); an unknown decoding is refused before any
+    in it is one the request says (saying.readings); with thought "documented" its thought is the
+    documentation line of the function it calls; an unknown decoding is refused before any
     episode runs."""
     from toolalpaca_utils.agents import Episode
+    from toolalpaca_utils.agents.episode import call_thought
     from toolalpaca_utils.openapi import function_schemas, record_spec
     from toolalpaca_utils.react import parse_step
     from toolalpaca_utils.saying import readings
@@ -281,5 +283,9 @@ def test_grounded_decoding_on_the_real_engine_calls_only_with_values_the_request
             for key, value in args.items():
                 if props[key].get("type") == "string" and "enum" not in props[key]:
                     assert value in readings(item.instruction), (key, value, item.instruction)
+        documented = Episode(records[item.tool], item.instruction, None, mode="grounded", tool_choice="required",
+                             thought="documented").request()  # the thought chosen is the call's own line
+        step = chat_client.chat(documented.messages, schema=documented.schema, **documented.gen).parsed
+        assert step["thought"] == call_thought(records[item.tool], step["action"]), step
     with pytest.raises(ValueError, match="must be one of"):
         evaluate(chat_client, items, records, name="x", mode="grounding", progress=False)

@@ -146,6 +146,31 @@ def test_a_step_grammar_writes_the_react_text_of_each_branch(record):
         step_grammar({"anyOf": [{"type": "object", "properties": {"thought": {"type": "string"}, "x": {}}}]})
 
 
+def test_a_documented_thought_chooses_the_call_that_follows_it(record):
+    """thought "documented": each call branch's thought is its function's documentation line, so a
+    step whose thought reads one function's line and whose action names another is refused."""
+    from toolalpaca_utils.agents import Episode
+    from toolalpaca_utils.agents.episode import ANSWER_THOUGHT, ASK_THOUGHT, FINAL_SCHEMA, call_thought
+
+    episode = Episode(record, "Find the book Dune for me", None, mode="constrained", tool_choice="required",
+                      thought="documented")
+    thoughts = {b["properties"]["action"]["const"]: b["properties"]["thought"] for b in episode.first_schema["anyOf"]}
+    assert thoughts == {n: {"const": call_thought(record, n)} for n in ("searchBooks", "getBook", "addReview")}
+    assert thoughts["getBook"] == {"const": "The request needs this: One book by its id."}
+    step = {"thought": thoughts["getBook"]["const"], "action": "getBook", "action_input": {"bookId": "b"}}
+    jsonschema.validate(step, episode.first_schema)
+    with pytest.raises(jsonschema.ValidationError):  # searchBooks's line, then getBook
+        jsonschema.validate({**step, "thought": thoughts["searchBooks"]["const"]}, episode.first_schema)
+    later = {b["properties"].get("action", {}).get("const"): b["properties"]["thought"] for b in episode.schema["anyOf"]}
+    assert later["getDetails"] == {"const": ASK_THOUGHT}  # every thought of a documented step is a choice
+    assert later[None] == episode.final_schema["properties"]["thought"] == {"const": ANSWER_THOUGHT}  # the answer's
+    free = Episode(record, "Find the book Dune for me", None, mode="constrained", tool_choice="required")
+    assert free.first_schema == step_schema(record, with_get_details=False, allow_final=False)
+    assert free.final_schema == FINAL_SCHEMA
+    with pytest.raises(ValueError, match="thought must be one of"):
+        Episode(record, "x", None, mode="constrained", thought="summary")
+
+
 def test_a_grounded_step_passes_only_given_values_that_fit_each_free_string(record):
     """Grounded decoding: a free string (no enum) becomes an enum of the request's readings its own
     schema accepts; the later steps' schema is untouched."""

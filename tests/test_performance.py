@@ -79,8 +79,12 @@ def test_the_thought_table_is_the_benchmarks_rows(tmp_path):
                                                                                   ("names", 47.6, 19.0))]
     (results / "thought_lever.json").write_text(json.dumps(rows))
     text = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results).read_text()
-    assert "| simulated | grounded | names | 90.5 | 47.6 | 28.6 | 19.0 |" in text
-    assert text.index("| simulated | grounded | names |") < text.index("| simulated | grounded | summary |")
+    assert "| simulated | grounded | thought | names | free | 90.5 | 47.6 | 28.6 | 19.0 |" in text
+    assert text.index("| simulated | grounded | thought | names |") < text.index("| simulated | grounded | thought | summary |")
+    rows.append({**rows[0], "decoded_thought": "documented", "api_match": 71.4, "run": "thought_book"})
+    (results / "thought_lever.json").write_text(json.dumps(rows))
+    text = performance.write_page(tmp_path / "executed", ["| notebook |"], results_dir=results).read_text()
+    assert "| simulated | grounded | thought_book | summary | documented | 90.5 | 71.4 | 28.6 | 42.9 |" in text
     (results / "thought_lever.json").write_text('[{"variant": "names"}]')  # a row without its figures
     text = performance.write_page(tmp_path / "executed", [], results_dir=results).read_text()
     assert "Not run: `python benchmarks/thought_lever.py`" in text

@@ -198,7 +198,7 @@ class EvalRun:
 def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name: str, teacher=None,
              mode: str = "free", max_steps: int = 4, out_path: str | Path | None = None,
              progress: bool = True, workers: int | None = None, endpoint: EndpointPolicy | None = None,
-             prompt_format: str = "react", render=None, tool_choice: str = "auto") -> EvalRun:
+             prompt_format: str = "react", render=None, tool_choice: str = "auto", thought: str = "free") -> EvalRun:
     """Run ``model`` (a ChatClient, e.g. :func:`~toolalpaca_utils.llm.open_student`) on every item
     and score it. ``teacher`` (a ChatClient) plays simulated tools and the user; real tools are
     called over HTTP. ``workers`` episodes run at once (default: one per model replica, or the
@@ -210,7 +210,8 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     the tool-calling chat the student was trained on with ``prompt_format="chat"``: ``render``
     (default: :func:`~toolalpaca_utils.agents.chat_renderer` of the default student) writes each
     prompt and ``model.complete`` continues it; free decoding only. ``tool_choice`` "required"
-    makes a constrained episode's first step a call (:class:`~toolalpaca_utils.agents.Episode`).
+    makes a constrained episode's first step a call, ``thought`` "documented" binds the thought
+    before a call to the function's documentation line (:class:`~toolalpaca_utils.agents.Episode`).
 
     An episode whose model or teacher endpoint failed (a crashed server, a timeout, a 5xx) is not a
     model failure: it is retried with back-off and, if the endpoint stays down, left unrecorded
@@ -235,7 +236,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     def work(item: EvalItem):
         yield _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
                         max_steps=max_steps, name=name, chat={"prompt_format": prompt_format, "render": render},
-                        tool_choice=tool_choice)
+                        tool_choice=tool_choice, thought=thought)
 
     def keep(row: dict) -> None:
         done[row["id"]] = row
@@ -252,7 +253,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
 def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, tuple[list, dict]], *,
                   out_dir: str | Path, teacher=None, decodings: Sequence[str] = ("free",), max_steps: int = 3,
                   judge_items: int | None = None, seed: int = 0, progress: bool = True,
-                  prompt_format: str = "react", tool_choice: str = "auto",
+                  prompt_format: str = "react", tool_choice: str = "auto", thought: str = "free",
                   **student: Any) -> tuple[list[tuple[str, EvalRun]], dict]:
     """Every model × decoding × set: ``adapters`` maps a model name to its adapter (None: the
     base model), ``sets`` a set name to (items, records). Each model is served once
@@ -260,7 +261,7 @@ def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, 
     each run resumes from ``out_dir/<model>-<decoding>-<set>.jsonl``. With ``judge_items`` (0:
     every row) the teacher also judges a tool-balanced sample of each run. ``prompt_format`` is the
     format the adapters were trained in ("react" | "chat", see :func:`evaluate`), ``tool_choice``
-    that of constrained decoding (see :func:`evaluate`). Returns
+    and ``thought`` those of constrained decoding (see :func:`evaluate`). Returns
     ``[(set, run)]`` and ``{(set, run name): (judged rows, verdicts)}``."""
     from .llm import open_student
 
@@ -277,7 +278,7 @@ def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, 
                     run = evaluate(model, items, records, name=label, teacher=teacher, mode=decoding,
                                    max_steps=max_steps, out_path=out_dir / f"{model_name}-{decoding}-{set_name}.jsonl",
                                    progress=progress, prompt_format=prompt_format, render=render,
-                                   tool_choice=tool_choice)
+                                   tool_choice=tool_choice, thought=thought)
                     runs.append((set_name, run))
                     if judge_items is not None and teacher is not None:
                         sample = spread_over_tools(run.rows, judge_items)
@@ -286,14 +287,15 @@ def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, 
 
 
 def _run_item(model, item: EvalItem, records: dict, *, simulated, teacher, mode: str, max_steps: int,
-              name: str, chat: dict | None = None, tool_choice: str = "auto") -> dict:
+              name: str, chat: dict | None = None, tool_choice: str = "auto", thought: str = "free") -> dict:
     """One item's episode to its end, as a result row; a tool that cannot be run is a crashed row."""
     rec = records.get(item.tool)
     try:
         if rec is None:
             raise KeyError(f"no tool record for {item.tool!r}")
         episode = Episode(rec, item.instruction, executor_for(rec, simulated), mode=mode, max_steps=max_steps,
-                          user_client=teacher, seed=0, tool_choice=tool_choice, **(chat or {}))
+                          user_client=teacher, seed=0, tool_choice=tool_choice, thought=thought,
+                          **(chat or {}))
     except (KeyError, ValueError) as exc:
         return {**_row(item, None, name), "error": str(exc)}
     return _row(item, drive(model, episode), name)

@@ -137,6 +137,10 @@ class EvaluationParams(Common):
     tool_choice: str = p("auto", 'constrained decoding, as OpenAI\'s tool_choice: "required": the first step is a '
                          "call (every request of these sets needs a tool); auto: it may answer at once",
                          choices=("auto", "required"))
+    thought: str = p("free", "constrained decoding's thoughts: free (any text) | documented (the corpus's own lines: "
+                     "before a call the function's documentation line, before an answer the fixed one; the line "
+                     "chosen picks the step)",
+                     choices=("free", "documented"))  # agents.episode.THOUGHTS
     student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
 
 

@@ -160,14 +160,19 @@ def thought_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
     lines = ["## The thought before a call", "",
              "The fine-tuned student trained on the cpu corpus with the first call's thought written three ways "
              "(`benchmarks/thought_lever.py`; % of items, one seed): names (\"I need to call <name> …\"), "
-             "summary (the function's documentation line, the corpus's), fixed (one name-free sentence).", ""]
+             "summary (the function's documentation line, the corpus's), fixed (one name-free sentence). "
+             "Decoded: free, the student writes its thought; documented (`--thought documented`), every thought "
+             "is bound to one of the corpus's lines (a call's documentation line, the answer's fixed thought). "
+             "Corpus: `thought`, the corpus of 2026-12-06 with its first thought rewritten; `thought_book`, the "
+             "corpus notebook 02 writes now (`--out runs/thought_book`).", ""]
     try:
         rows = json.loads((Path(results_dir) / "thought_lever.json").read_text())
-        cells = [[r["set"], r["decoding"], r["variant"], *(str(r[m]) for m in LEVER_METRICS)] for r in rows]
+        cells = [[r["set"], r["decoding"], r.get("run", "thought"), r["variant"], r.get("decoded_thought", "free"),
+                  *(str(r[m]) for m in LEVER_METRICS)] for r in rows]
     except (OSError, ValueError, KeyError, TypeError):
         return lines + ["Not run: `python benchmarks/thought_lever.py`.", ""]
-    return lines + ["| set | decoding | thought | " + " | ".join(LEVER_METRICS) + " |",
-                    "|---|---|---|" + "---:|" * len(LEVER_METRICS),
+    return lines + ["| set | decoding | corpus | trained thought | decoded | " + " | ".join(LEVER_METRICS) + " |",
+                    "|---|---|---|---|---|" + "---:|" * len(LEVER_METRICS),
                     *("| " + " | ".join(c) + " |" for c in sorted(cells)), ""]
 
 

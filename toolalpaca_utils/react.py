@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import jsonschema
 
@@ -155,12 +155,17 @@ def _first_json(raw: str) -> tuple[Any, str | None]:
 # --------------------------------------------------------------------------- constrained decoding
 def step_schema(record: dict, *, with_get_details: bool = True, allow_final: bool = True,
                 thought_chars: int = MAX_THOUGHT_CHARS, answer_chars: int = 400,
-                values: Sequence[str] = ()) -> dict:
+                values: Sequence[str] = (), thoughts: Mapping[str, str] | None = None,
+                answer_thought: str | None = None) -> dict:
     """JSON schema of one assistant step. Each ``anyOf`` branch binds one function name (``const``)
     to its own argument schema, so a grammar-constrained model can only emit well-typed calls.
     ``values`` (grounded decoding: :func:`toolalpaca_utils.saying.readings` of the request) are the
-    only strings a call may pass where its schema allows any string (no enum of its own)."""
+    only strings a call may pass where its schema allows any string (no enum of its own).
+    ``thoughts`` (function name -> its thought) binds the thought before a call of that function
+    too: the model then chooses a function by choosing its thought, and the call follows it;
+    ``answer_thought`` is the one thought before a final answer."""
     thought = {"type": "string", "maxLength": thought_chars}
+    thoughts = thoughts or {}
     branches = []
     schemas = function_schemas(record_spec(record))
     if with_get_details:
@@ -168,14 +173,16 @@ def step_schema(record: dict, *, with_get_details: bool = True, allow_final: boo
     for name, args in schemas.items():
         branches.append({
             "type": "object",
-            "properties": {"thought": thought, "action": {"const": name}, "action_input": _bounded(args, values)},
+            "properties": {"thought": {"const": thoughts[name]} if name in thoughts else thought,
+                           "action": {"const": name}, "action_input": _bounded(args, values)},
             "required": ["thought", "action", "action_input"],
             "additionalProperties": False,
         })
     if allow_final:
         branches.append({
             "type": "object",
-            "properties": {"thought": thought, "final_answer": {"type": "string", "maxLength": answer_chars}},
+            "properties": {"thought": {"const": answer_thought} if answer_thought else thought,
+                           "final_answer": {"type": "string", "maxLength": answer_chars}},
             "required": ["thought", "final_answer"],
             "additionalProperties": False,
         })

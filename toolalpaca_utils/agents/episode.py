@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from ..llm import LLMError
-from ..openapi import function_summary, record_spec, validate_arguments
+from ..openapi import function_schemas, function_summary, record_spec, validate_arguments
 from ..react import (
     GET_DETAILS, GET_DETAILS_SCHEMA, MAX_THOUGHT_CHARS, ParsedStep, build_messages, format_action, parse_step,
     step_from_json, step_schema,
@@ -102,7 +102,24 @@ def call_thought(record: dict, name: str) -> str:
     return CALL_THOUGHT.format(summary=summary)[:MAX_THOUGHT_CHARS]
 
 
+# documented decoding's thought before getDetails (asking the user), which no cpu corpus step writes.
+# With the answer's thought bound and this one free, the free branch took the student's second steps
+# (its top token, whatever it was, could only open that branch): 9 of 21 unseen simulated episodes and
+# 3 of 30 real ones ended without an answer, overall 0.0 on both sets (cpu, seed 0, 2026-12-07)
+ASK_THOUGHT = "The request leaves out a detail the call needs."
+
+
+def documented_thoughts(record: dict) -> dict[str, str]:
+    """Each function of ``record`` -> its :func:`call_thought`; getDetails -> :data:`ASK_THOUGHT`."""
+    return {**{name: call_thought(record, name) for name in function_schemas(record_spec(record))},
+            GET_DETAILS: ASK_THOUGHT}
+
+
 TOOL_CHOICES = ("auto", "required")
+# constrained decoding's thoughts: free (any text, up to MAX_THOUGHT_CHARS) | documented (one of the
+# call-first corpus's own lines: a call's call_thought, ANSWER_THOUGHT, ASK_THOUGHT: choosing the thought
+# chooses the step)
+THOUGHTS = ("free", "documented")
 # free: ReAct text, parsed; constrained: each step under the tool's JSON schema; grounded: constrained,
 # and the first step's free string values are ones the request says (saying.readings)
 MODES = ("free", "constrained", "grounded")
@@ -140,7 +157,12 @@ class Episode:
     be a call of one of the tool's functions (neither a final answer nor ``getDetails``, which asks
     the user instead), for sets in which every request needs a tool; free text is parsed as
     written. ``schemas`` (constrained mode): the (first, later) steps' JSON schemas in place of
-    the tool's own, e.g. an exploration trial's (one function, a short thought).
+    the tool's own, e.g. an exploration trial's (one function, a short thought). ``thought``
+    "documented" (constrained mode): the thought before a call is that function's
+    :func:`call_thought`, as the call-first corpus writes it, so the model picks a function by
+    picking its documentation line and the name and arguments follow it under the grammar; the
+    thought before a final answer is :data:`ANSWER_THOUGHT`, as that corpus writes it too, and the
+    one before getDetails :data:`ASK_THOUGHT`.
 
     ``prompt_format`` "chat" (free mode, no scaffold): the history is the tool-calling chat the
     student was trained on (:mod:`.chat_prompt`), ``render`` turns it into the prompt text that
@@ -152,10 +174,12 @@ class Episode:
                  seed: int = 0, user_client: ChatModel | None = None, forced_first: tuple[str, dict] | None = None,
                  answer_after_success: bool = False, step_tokens: int = 120, system: str | None = None,
                  scaffold: bool = False, prompt_format: str = "react", render: Renderer | None = None,
-                 tool_choice: str = "auto", schemas: tuple[dict, dict] | None = None):
+                 tool_choice: str = "auto", schemas: tuple[dict, dict] | None = None, thought: str = "free"):
         check_mode(mode)
         if tool_choice not in TOOL_CHOICES:
             raise ValueError(f"tool_choice must be one of {TOOL_CHOICES}, got {tool_choice!r}")
+        if thought not in THOUGHTS:
+            raise ValueError(f"thought must be one of {THOUGHTS}, got {thought!r}")
         check_chat_options(prompt_format, mode, scaffold=scaffold, system=system)
         if prompt_format == "chat" and render is None:
             raise ValueError('prompt_format "chat" needs render (e.g. agents.chat_renderer(student_model))')
@@ -170,11 +194,13 @@ class Episode:
         self.turns: list[tuple[str, str | None]] = []
         self.errors = 0
         self.succeeded: set[tuple[str, str]] = set()
-        self.first_schema, self.schema = self._step_schemas(record, mode, tool_choice, schemas, instruction)
+        self.first_schema, self.schema = self._step_schemas(record, mode, tool_choice, schemas, instruction, thought)
         self.scaffold = scaffold and mode == "free"
         self.demos = demonstration_turns(record) if self.scaffold else []
         self.demo_calls = [parse_step(m["content"]) for m in self.demos if m["role"] == "assistant"]
         self.final_pending = False
+        self.final_schema = FINAL_SCHEMA if thought == "free" else {  # the documented answer thought
+            **FINAL_SCHEMA, "properties": {**FINAL_SCHEMA["properties"], "thought": {"const": ANSWER_THOUGHT}}}
         self.done = False
         if forced_first is not None:
             name, args = forced_first
@@ -184,19 +210,22 @@ class Episode:
 
     @staticmethod
     def _step_schemas(record: dict, mode: str, tool_choice: str, schemas: tuple[dict, dict] | None,
-                      instruction: str) -> tuple[dict | None, dict | None]:
+                      instruction: str, thought: str) -> tuple[dict | None, dict | None]:
         if mode == "free":
             return None, None
         if schemas is not None:
             return schemas
-        later = step_schema(record)
+        documented = thought == "documented"
+        thoughts = documented_thoughts(record) if documented else None
+        later = step_schema(record, thoughts=thoughts, answer_thought=ANSWER_THOUGHT if documented else None)
         # OpenAI's tool_choice="required": the first step calls one of the tool's own functions
         required = tool_choice == "required"
         if mode == "grounded":  # later steps may pass on values a response gave: only the first is grounded
             first = step_schema(record, with_get_details=not required, allow_final=not required,
-                                values=readings(instruction))
+                                values=readings(instruction), thoughts=thoughts,
+                                answer_thought=ANSWER_THOUGHT if documented else None)
         else:
-            first = step_schema(record, with_get_details=False, allow_final=False) if required else later
+            first = step_schema(record, with_get_details=False, allow_final=False, thoughts=thoughts) if required else later
         return first, later
 
     # ------------------------------------------------------------------ driver interface
@@ -214,7 +243,7 @@ class Episode:
         if self.final_pending:
             messages.append({"role": "user", "content": FINAL_NUDGE})
             if self.mode != "free":
-                return ModelRequest(messages, FINAL_SCHEMA, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS})
+                return ModelRequest(messages, self.final_schema, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS})
             return ModelRequest(messages, None, {"seed": self.seed + i, "max_tokens": FINAL_MAX_TOKENS,
                                                  "stop": ["Observation:"]})
         if self.schema is not None:
