@@ -159,7 +159,7 @@ def thought_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
     JSON is missing or unreadable."""
     lines = ["## The thought before a call", "",
              "The fine-tuned student trained on the cpu corpus with the first call's thought written three ways "
-             "(`benchmarks/thought_lever.py`; % of items, one seed): names (\"I need to call <name> …\"), "
+             "(`benchmarks/thought_lever.py`; % of items, training seed 0 unless the corpus ends in `_s1`): names (\"I need to call <name> …\"), "
              "summary (the function's documentation line, the corpus's), fixed (one name-free sentence). "
              "Decoded: free, the student writes its thought; documented (`--thought documented`), every thought "
              "is bound to one of the corpus's lines (a call's documentation line, the answer's fixed thought). "
