@@ -20,7 +20,7 @@ from toolalpaca_utils.agents import (
     Episode, Observation, SimulatedExecutor, dedupe, instruction_problems, missing_values, parse_numbered_list,
     run_assistant,
 )
-from toolalpaca_utils.corpus import load_split, read_jsonl
+from toolalpaca_utils.corpus import SPLITS, load_split, read_jsonl
 from toolalpaca_utils.openapi import build_spec, function_schemas, record_from_spec, record_spec, validate_arguments
 from toolalpaca_utils.react import parse_step
 from toolalpaca_utils.simulation import SimulationConfig, simulate, split_tools
@@ -246,6 +246,24 @@ def test_a_run_dir_refuses_another_configuration_but_not_a_newer_field(tmp_path)
     with pytest.raises(ValueError, match="another configuration"):
         simulate(model, [weather_record()], SimulationConfig(instructions_per_tool=2, n_eval_tools=0),
                  out_dir=tmp_path, progress=False)
+
+
+def test_a_tool_whose_documentation_changed_is_simulated_again(tmp_path):
+    """A resumed run keeps the instances of an unchanged tool (the model is not asked again) and
+    makes those of a tool whose record changed since (a rebuilt toolset) again."""
+    cfg = SimulationConfig(instructions_per_tool=1, strategy="instruction-first", mode="free", n_eval_tools=0)
+
+    def run(texts, record):
+        model = ScriptedModel(texts)
+        simulate(model, [record], cfg, out_dir=tmp_path, progress=False)
+        return model.calls, [r["instruction"] for split in SPLITS for r in load_split(tmp_path, split)]
+
+    assert run(["1. What is the weather in Oslo today?", "total garbage {"], weather_record())[1] == [
+        "What is the weather in Oslo today?"]
+    assert run(["1. Is it raining in Lima right now?"], weather_record()) == (0, ["What is the weather in Oslo today?"])
+    changed = {**weather_record(), "Description": "Weather reports for cities, rewritten."}
+    calls, instructions = run(["1. Is it raining in Lima right now?", "total garbage {"], changed)
+    assert calls > 0 and instructions == ["Is it raining in Lima right now?"]
 
 
 # ----------------------------------------------------------------------------- the real model

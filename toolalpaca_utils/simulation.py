@@ -12,6 +12,7 @@ Evaluation tools (a seeded, tool-level split) never reach the training split.
 """
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -378,6 +379,9 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not records:
         raise ValueError("no tools to simulate: the toolset is empty")
+    redone = _drop_changed_tools(out_dir, records)
+    if redone:
+        print(f"{len(redone)} tools changed since their instances were made; simulated again: {', '.join(redone)}")
     save_tools(out_dir, list(records))
     # a field added to the config since that run was written counts as its default
     resume_or_reset(out_dir, asdict(cfg), marker="config.json", clear=(), defaults=asdict(SimulationConfig()),
@@ -411,6 +415,24 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     _canonical_order(out_dir, [r["Name"] for r in records])
     to_dataset_dict(out_dir)
     return summarise(out_dir, seconds=time.perf_counter() - start, train_tools=train_names, eval_tools=eval_names)
+
+
+def _drop_changed_tools(out_dir: Path, records: Sequence[dict]) -> list[str]:
+    """The tools whose record differs from the one their instances in ``out_dir`` were made from
+    (a toolset rebuilt with other documentation); their instances are deleted, so a resumed run
+    makes them again rather than keep calls and thoughts of documentation that is gone."""
+    try:
+        before = {r["Name"]: r for r in json.loads((out_dir / "tools.json").read_text())}
+    except (OSError, ValueError):
+        return []
+    changed = sorted(r["Name"] for r in records
+                     if r["Name"] in before and before[r["Name"]] != json.loads(json.dumps(r, ensure_ascii=False)))
+    if changed:
+        for split in SPLITS:
+            path = out_dir / f"{split}.jsonl"
+            if path.exists():
+                write_jsonl(path, [row for row in read_jsonl(path) if row.get("tool") not in changed])
+    return changed
 
 
 def _canonical_order(out_dir: Path, tool_names: Sequence[str]) -> None:
