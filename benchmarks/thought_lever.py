@@ -125,6 +125,10 @@ def main() -> None:
         (HERE / "results" / "thought_lever_paired.json").write_text(json.dumps(paired, indent=1))
         print(pd.DataFrame(paired).drop(columns=["a 95% interval", "b 95% interval"], errors="ignore").to_string())
     if args.thought != "free":  # the same adapters decoded both ways, item by item
+        missing = [v for v in args.variants if not (args.out / v / evaluation_dir("free")).is_dir()]
+        if missing:
+            print(f"no paired table: {missing} not decoded with free thoughts yet (run again without --thought)")
+            return
         paired = paired_rows(args, versus="free")
         name = "thought_decoding_paired.json" if args.out.name == "thought_book" else f"thought_decoding_paired_{args.out.name}.json"
         (HERE / "results" / name).write_text(json.dumps(paired, indent=1))
