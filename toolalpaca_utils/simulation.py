@@ -27,7 +27,7 @@ from .agents import (
 )
 from .agents.requests import bank_request
 from .agents.responses import SchemaExecutor, answer_problems, verbalise
-from .corpus import SPLITS, load_split, save_tools, to_dataset_dict
+from .corpus import SPLITS, load_split, load_tools, save_tools, to_dataset_dict
 from .endpoint import EndpointPolicy, guard_endpoint
 from .llm import LLMError
 from .parallel import run_parallel, worker_count
@@ -422,7 +422,7 @@ def _drop_changed_tools(out_dir: Path, records: Sequence[dict]) -> list[str]:
     (a toolset rebuilt with other documentation); their instances are deleted, so a resumed run
     makes them again rather than keep calls and thoughts of documentation that is gone."""
     try:
-        before = {r["Name"]: r for r in json.loads((out_dir / "tools.json").read_text())}
+        before = load_tools(out_dir)
     except (OSError, ValueError):
         return []
     changed = sorted(r["Name"] for r in records

@@ -215,17 +215,16 @@ class Episode:
             return None, None
         if schemas is not None:
             return schemas
-        documented = thought == "documented"
-        thoughts = documented_thoughts(record) if documented else None
-        later = step_schema(record, thoughts=thoughts, answer_thought=ANSWER_THOUGHT if documented else None)
+        bound = ({"thoughts": documented_thoughts(record), "answer_thought": ANSWER_THOUGHT}
+                 if thought == "documented" else {})
+        later = step_schema(record, **bound)
         # OpenAI's tool_choice="required": the first step calls one of the tool's own functions
         required = tool_choice == "required"
         if mode == "grounded":  # later steps may pass on values a response gave: only the first is grounded
             first = step_schema(record, with_get_details=not required, allow_final=not required,
-                                values=readings(instruction), thoughts=thoughts,
-                                answer_thought=ANSWER_THOUGHT if documented else None)
+                                values=readings(instruction), **bound)
         else:
-            first = step_schema(record, with_get_details=False, allow_final=False, thoughts=thoughts) if required else later
+            first = step_schema(record, with_get_details=False, allow_final=False, **bound) if required else later
         return first, later
 
     # ------------------------------------------------------------------ driver interface
