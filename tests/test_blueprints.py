@@ -11,7 +11,8 @@ from toolalpaca_utils.agents import Episode, instruction_problems, missing_value
 from toolalpaca_utils.openapi import function_schemas, record_spec, validate_arguments, validate_spec
 from toolalpaca_utils.react import GET_DETAILS
 from toolalpaca_utils.realtools import real_tool_records
-from toolalpaca_utils.simulation import SimulationConfig, simulate
+from toolalpaca_utils.corpus import load_split
+from toolalpaca_utils.simulation import SimulationConfig, simulate, split_tools
 from toolalpaca_utils.tools import load_toolset, save_toolset
 from toolalpaca_utils.toolset import blueprint_records, draw_request, parse_blueprints
 
@@ -92,6 +93,35 @@ def test_simulation_uses_the_templates_for_blueprint_tools(records, tmp_path):
     assert len(rows) + (len(rejects.read_text().splitlines()) if rejects.exists() else 0) == 9  # 3 a code-written tool
     assert cfg.instructions_for({"Name": "x"}) == 2  # the others keep instructions_per_tool
     assert all(missing_values(r["instruction"], r["sampled_call"][1]) == [] for r in rows)
+
+
+def test_a_resumed_run_files_each_instance_in_its_tools_new_split(records, tmp_path):
+    """More tools change the seeded tool-level split: a resumed run moves the kept instances of a
+    tool that is now held out to the evaluation split (never left in training), without asking
+    the teacher again, and drops those of a tool no longer in the toolset."""
+    cfg = SimulationConfig(instructions_per_tool=1, instructions_per_blueprint_tool=1, strategy="call-first",
+                           mode="constrained", n_eval_tools=1, values="typed", request_fallback="bank",
+                           executor="schema", seed=0)
+    names = [r["Name"] for r in records]
+    first = 3
+    held_out = split_tools(names[:first], 1, 0)[1]
+    more = next(n for n in range(first + 1, len(names)) if split_tools(names[:n], 1, 0)[1] != held_out
+                and set(split_tools(names[:n], 1, 0)[1]) <= set(names[:first]))
+
+    def run(tools):
+        model = ScriptedModel(['{"thought": "I have the response and can answer.", "final_answer": "It is 12."}'])
+        simulate(model, tools, cfg, out_dir=tmp_path, progress=False, workers=1)
+        return {split: {r["tool"] for r in load_split(tmp_path, split)} for split in ("train", "eval")}, model.calls
+
+    before, _ = run(records[:first])
+    assert before["eval"] == set(held_out)
+    now_held_out = set(split_tools(names[:more], 1, 0)[1])
+    after, calls = run(records[:more])
+    assert after["eval"] == now_held_out and not after["train"] & now_held_out
+    assert after["train"] | after["eval"] == set(names[:more])
+    assert calls <= more - first  # one answer a new tool; the moved tool is not simulated again
+    fewer, _ = run(records[:2])
+    assert fewer["train"] | fewer["eval"] <= set(names[:2])
 
 
 def test_tool_choice_required_makes_the_first_step_a_call_of_the_tools_own_functions(records):

@@ -387,6 +387,7 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     resume_or_reset(out_dir, asdict(cfg), marker="config.json", clear=(), defaults=asdict(SimulationConfig()),
                     refuse=f"{out_dir} holds a run with another configuration; use a new out_dir or delete it")
     train_names, eval_names = split_tools([r["Name"] for r in records], cfg.n_eval_tools, cfg.seed)
+    _refile(out_dir, eval_names, {r["Name"] for r in records})
     finished = [row for split in SPLITS for row in read_jsonl(out_dir / f"{split}.jsonl")]
     done = {row["id"] for row in finished}
     seen = {normalise(row["instruction"]) for row in finished if row["instruction"]}
@@ -433,6 +434,26 @@ def _drop_changed_tools(out_dir: Path, records: Sequence[dict]) -> list[str]:
             if path.exists():
                 write_jsonl(path, [row for row in read_jsonl(path) if row.get("tool") not in changed])
     return changed
+
+
+def _refile(out_dir: Path, eval_names: Sequence[str], names: set[str]) -> tuple[list[str], list[str]]:
+    """Put each kept instance of a resumed run in its tool's split of this run, and drop those of
+    tools no longer in the toolset; says which. Why: the split is a seeded sample of the tool
+    names, so a toolset with more tools holds out others; kept where they were, the instances of a
+    tool that is now held out would be trained on. Returns (tools moved, tools dropped)."""
+    rows = {split: read_jsonl(out_dir / f"{split}.jsonl") for split in SPLITS}
+    kept = [r for split in ("train", "eval") for r in rows[split] if r["tool"] in names]
+    split_of = {r["tool"]: "eval" if r["tool"] in eval_names else "train" for r in kept}
+    moved = sorted({r["tool"] for split in ("train", "eval") for r in rows[split]
+                    if r["tool"] in names and split_of[r["tool"]] != split})
+    gone = sorted({r["tool"] for split in SPLITS for r in rows[split] if r["tool"] not in names})
+    if moved or gone:
+        for split in ("train", "eval"):
+            write_jsonl(out_dir / f"{split}.jsonl", [{**r, "split": split} for r in kept if split_of[r["tool"]] == split])
+        write_jsonl(out_dir / "rejects.jsonl", [r for r in rows["rejects"] if r["tool"] in names])
+        print(f"the toolset changed since these instances were made: those of {len(moved)} tools moved to the tool's "
+              f"new split ({', '.join(moved)}), those of {len(gone)} tools no longer in it dropped ({', '.join(gone)})")
+    return moved, gone
 
 
 def _canonical_order(out_dir: Path, tool_names: Sequence[str]) -> None:
