@@ -62,6 +62,7 @@ def test_evaluation_tools_never_enter_a_subset():
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_two_points_end_to_end(realtools_url, tmp_path):
+    from toolalpaca_utils.agents.episode import call_thought
     from toolalpaca_utils.corpus import load_split, load_tools
     from toolalpaca_utils.diversity import run_point
     from toolalpaca_utils.evaluation import items_from_real
@@ -74,10 +75,18 @@ def test_two_points_end_to_end(realtools_url, tmp_path):
     items, real_records = items_from_real(realtools_url)
     eval_sets = {"real": (items[:2], real_records)}
     cfg = TrainConfig(max_steps=2, per_device_batch_size=2, grad_accum=1, max_length=768, eval_fraction=0.0)
+    # the second point decodes as the cpu profile does: grounded, a call first, documented thoughts
+    decodings = [None, {"mode": "grounded", "tool_choice": "required", "thought": "documented"}]
     rows = []
-    for s in subsets:
+    for s, decoding in zip(subsets, decodings):
         rows += run_point(s, records, eval_sets, out_dir=tmp_path / f"k{s.n_tools}", teacher=None,
-                          train_config=cfg, max_steps_eval=1, student=Student(work_dir=tmp_path / "served"))
+                          train_config=cfg, max_steps_eval=1, student=Student(work_dir=tmp_path / "served"),
+                          decoding=decoding)
     assert [r["n_tools"] for r in rows] == [1, 2]
     assert all(r["n"] == 2 and r["n_instances"] == count and r["train_steps"] == 2 for r in rows)
     assert all(0 <= r["overall"] <= 100 for r in rows)
+    # whatever the student chose, its first step is a call whose thought is that function's documentation line
+    graded = [json.loads(line) for line in (tmp_path / "k2" / "eval-real.jsonl").read_text().splitlines()]
+    calls = [(row["tool"], row["steps"][0]) for row in graded if row["steps"] and row["steps"][0]["action"]]
+    assert len(graded) == 2 and calls
+    assert all(step["thought"] == call_thought(real_records[tool], step["action"]) for tool, step in calls)

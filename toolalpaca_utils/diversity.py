@@ -71,9 +71,11 @@ def diversity_subsets(train_instances: Sequence[dict], n_tools: Sequence[int], *
 
 
 def run_point(subset: Subset, records: dict, eval_sets: dict, *, out_dir: str | Path, teacher, train_config,
-              max_steps_eval: int, student) -> list[dict]:
+              max_steps_eval: int, student, decoding: dict | None = None) -> list[dict]:
     """Train one subset's adapter and evaluate it, served by ``student`` (a
-    :class:`~toolalpaca_utils.llm.Student`) as ``k<n>-s<seed>``, on every set; one row per set."""
+    :class:`~toolalpaca_utils.llm.Student`) as ``k<n>-s<seed>``, on every set; one row per set.
+    ``decoding``: :func:`~toolalpaca_utils.evaluation.evaluate`'s ``mode``, ``tool_choice`` and
+    ``thought`` (default: free decoding)."""
     from .agents import chat_renderer
     from .evaluation import evaluate
     from .training import train_lora
@@ -87,7 +89,7 @@ def run_point(subset: Subset, records: dict, eval_sets: dict, *, out_dir: str | 
         for set_name, (items, set_records) in eval_sets.items():
             run = evaluate(served, items, set_records, name=f"{subset.n_tools} tools", teacher=teacher,
                            max_steps=max_steps_eval, out_path=out_dir / f"eval-{set_name}.jsonl", progress=False,
-                           prompt_format=fmt, render=render)
+                           prompt_format=fmt, render=render, **(decoding or {}))
             rows.append({"set": set_name, "n_tools": subset.n_tools, "seed": subset.seed,
                          "n_instances": len(subset.instances), "train_steps": result.global_step,
                          "final_loss": result.final_loss, **run.summary()})

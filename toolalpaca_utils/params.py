@@ -156,6 +156,12 @@ class DiversityParams(Common):
     max_items_simulated: int = p(0, "unseen simulated items per point (0: all)")
     max_items_real: int = p(24, "real-tool items per point (0: all)")
     max_turns: int = p(3, "ReAct turns per evaluated episode")
+    decoding: str = p("free", "how every point (and the base model) is decoded, as one of notebook 04's rows: free | "
+                      "constrained | grounded", choices=("free", "constrained", "grounded"))
+    tool_choice: str = p("auto", 'constrained decoding: "required": the first step is a call; auto: it may answer '
+                         "at once", choices=("auto", "required"))
+    thought: str = p("free", "constrained decoding's thoughts: free | documented (notebook 04's thought)",
+                     choices=("free", "documented"))
     student_replicas: int = p(2, "student engine servers (one core each); remote: episodes in flight")
 
 
