@@ -84,6 +84,16 @@ def rewrite(corpus_dir: Path, variant: str, out: Path) -> Path:
     return out
 
 
+def spent_minutes(where: Path, decoded_thought: str, minutes: float) -> float:
+    """The minutes spent on a variant's training and evaluation over every invocation (kept in
+    ``<out>/<variant>/minutes-<thought>.json``): a rerun that resumes finished work adds only the
+    little it did, rather than reporting its own few seconds as the variant's cost."""
+    path = where / f"minutes-{decoded_thought}.json"
+    total = (json.loads(path.read_text()) if path.exists() else 0.0) + minutes
+    path.write_text(json.dumps(total))
+    return round(total, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", nargs="+", default=["names", "summary", "fixed"], choices=["names", "summary", "fixed"])
@@ -110,11 +120,11 @@ def main() -> None:
                                     out_dir=where / evaluation_dir(args.thought), teacher=teacher,
                                     decodings=args.decoding, progress=False, replicas=2, tool_choice="required",
                                     thought=args.thought)
+            minutes = spent_minutes(where, args.thought, (time.perf_counter() - started) / 60)
             for set_name, run in runs:
                 rows.append({"variant": variant, "set": set_name, "decoding": run.name.split(" · ")[1],
                              "decoded_thought": args.thought, "run": args.out.name, "seed": args.seed,
-                             **{m: run.summary()[m] for m in METRICS},
-                             "minutes": round((time.perf_counter() - started) / 60, 1)})
+                             **{m: run.summary()[m] for m in METRICS}, "minutes": minutes})
                 print(json.dumps(rows[-1]), flush=True)
             write_rows(rows, args.variants, args.thought, args.out.name)
     import pandas as pd
