@@ -379,16 +379,13 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not records:
         raise ValueError("no tools to simulate: the toolset is empty")
-    redone = _drop_changed_tools(out_dir, records)
-    if redone:
-        print(f"{len(redone)} tools changed since their instances were made; simulated again: {', '.join(redone)}")
+    made_from = _saved_tools(out_dir)
     save_tools(out_dir, list(records))
     # a field added to the config since that run was written counts as its default
     resume_or_reset(out_dir, asdict(cfg), marker="config.json", clear=(), defaults=asdict(SimulationConfig()),
                     refuse=f"{out_dir} holds a run with another configuration; use a new out_dir or delete it")
     train_names, eval_names = split_tools([r["Name"] for r in records], cfg.n_eval_tools, cfg.seed)
-    _refile(out_dir, eval_names, {r["Name"] for r in records})
-    finished = [row for split in SPLITS for row in read_jsonl(out_dir / f"{split}.jsonl")]
+    finished = _reconcile(out_dir, records, made_from, eval_names)
     done = {row["id"] for row in finished}
     seen = {normalise(row["instruction"]) for row in finished if row["instruction"]}
     start = time.perf_counter()
@@ -418,42 +415,44 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     return summarise(out_dir, seconds=time.perf_counter() - start, train_tools=train_names, eval_tools=eval_names)
 
 
-def _drop_changed_tools(out_dir: Path, records: Sequence[dict]) -> list[str]:
-    """The tools whose record differs from the one their instances in ``out_dir`` were made from
-    (a toolset rebuilt with other documentation); their instances are deleted, so a resumed run
-    makes them again rather than keep calls and thoughts of documentation that is gone."""
+def _saved_tools(out_dir: Path) -> dict[str, dict]:
+    """The tool records a run in ``out_dir`` made its instances from (none for a new run)."""
     try:
-        before = load_tools(out_dir)
+        return load_tools(out_dir)
     except (OSError, ValueError):
-        return []
-    changed = sorted(r["Name"] for r in records
-                     if r["Name"] in before and before[r["Name"]] != json.loads(json.dumps(r, ensure_ascii=False)))
-    if changed:
-        for split in SPLITS:
-            path = out_dir / f"{split}.jsonl"
-            if path.exists():
-                write_jsonl(path, [row for row in read_jsonl(path) if row.get("tool") not in changed])
-    return changed
+        return {}
 
 
-def _refile(out_dir: Path, eval_names: Sequence[str], names: set[str]) -> tuple[list[str], list[str]]:
-    """Put each kept instance of a resumed run in its tool's split of this run, and drop those of
-    tools no longer in the toolset; says which. Why: the split is a seeded sample of the tool
-    names, so a toolset with more tools holds out others; kept where they were, the instances of a
-    tool that is now held out would be trained on. Returns (tools moved, tools dropped)."""
+def _reconcile(out_dir: Path, records: Sequence[dict], made_from: dict[str, dict],
+               eval_names: Sequence[str]) -> list[dict]:
+    """Fit a resumed run's instances to this run's toolset and split, say what changed, and return
+    the instances kept (every split). Dropped, to be made again: those of a tool whose record
+    differs from the one they were made from (a toolset rebuilt with other documentation: their
+    calls and thoughts quote documentation that is gone) and those of a tool no longer in the
+    toolset. Moved: each kept instance to its tool's split of this run. Why: the split is a seeded
+    sample of the tool names, so a toolset with more tools holds out others; kept where they were,
+    the instances of a tool now held out would be trained on."""
+    current = {r["Name"]: json.loads(json.dumps(r, ensure_ascii=False)) for r in records}
+    changed = sorted(n for n in current if n in made_from and made_from[n] != current[n])
     rows = {split: read_jsonl(out_dir / f"{split}.jsonl") for split in SPLITS}
-    kept = [r for split in ("train", "eval") for r in rows[split] if r["tool"] in names]
-    split_of = {r["tool"]: "eval" if r["tool"] in eval_names else "train" for r in kept}
+    gone = sorted({r["tool"] for split in SPLITS for r in rows[split] if r["tool"] not in current})
+    split_of = {n: "eval" if n in eval_names else "train" for n in current if n not in changed}
     moved = sorted({r["tool"] for split in ("train", "eval") for r in rows[split]
-                    if r["tool"] in names and split_of[r["tool"]] != split})
-    gone = sorted({r["tool"] for split in SPLITS for r in rows[split] if r["tool"] not in names})
+                    if r["tool"] in split_of and split_of[r["tool"]] != split})
+    if changed:
+        print(f"{len(changed)} tools changed since their instances were made; simulated again: {', '.join(changed)}")
     if moved or gone:
-        for split in ("train", "eval"):
-            write_jsonl(out_dir / f"{split}.jsonl", [{**r, "split": split} for r in kept if split_of[r["tool"]] == split])
-        write_jsonl(out_dir / "rejects.jsonl", [r for r in rows["rejects"] if r["tool"] in names])
         print(f"the toolset changed since these instances were made: those of {len(moved)} tools moved to the tool's "
               f"new split ({', '.join(moved)}), those of {len(gone)} tools no longer in it dropped ({', '.join(gone)})")
-    return moved, gone
+    if not (changed or moved or gone):
+        return [r for split in SPLITS for r in rows[split]]
+    kept = {"rejects": [r for r in rows["rejects"] if r["tool"] in split_of]}
+    for split in ("train", "eval"):
+        kept[split] = [{**r, "split": split} for was in ("train", "eval") for r in rows[was]
+                       if split_of.get(r["tool"]) == split]
+    for split in SPLITS:
+        write_jsonl(out_dir / f"{split}.jsonl", kept[split])
+    return [r for split in SPLITS for r in kept[split]]
 
 
 def _canonical_order(out_dir: Path, tool_names: Sequence[str]) -> None:
