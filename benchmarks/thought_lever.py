@@ -14,7 +14,7 @@ simulated tools, constrained and grounded (tool_choice "required", as notebook 0
 * ``fixed``: one name-free sentence for every call: the name is decided under the grammar only
 
     python benchmarks/thought_lever.py [--variants names summary fixed] [--out runs/thought]
-                                       [--thought free|documented]
+                                       [--thought free|documented] [--corpus DIR]
 
 Only the first step of each training instance is rewritten (the evaluation sets are the book's).
 About 23 minutes a variant on 2 cores (training 13, evaluation 10). Measured 2026-12-07 (cpu, seed
@@ -102,8 +102,13 @@ def main() -> None:
                     help="decoding's thought before a call: free | documented (bound to the function's own line)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (the corpus and the evaluation sets stay)")
     ap.add_argument("--out", type=Path, default=Path("runs/thought"))
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help="a corpus folder (default: the cpu book's, runs/cpu/simulation); its eval.jsonl is the "
+                         "simulated set, so pin its eval_tools (notebook 02) to compare with the book's")
     args = ap.parse_args()
-    book = require_stage("cpu", "simulation")
+    book = args.corpus or require_stage("cpu", "simulation")
+    if not (book / "train.jsonl").is_file():
+        raise SystemExit(f"{book} holds no corpus (train.jsonl): run notebook 02 into it first")
     sim_items, sim_records = items_from_corpus(book)
     rows = []
     with serve_realtools() as url, open_chat("embedded", "smollm2-135m-instruct", replicas=2,

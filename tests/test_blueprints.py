@@ -122,6 +122,11 @@ def test_a_resumed_run_files_each_instance_in_its_tools_new_split(records, tmp_p
     assert calls <= more - first  # one answer a new tool; the moved tool is not simulated again
     fewer, _ = run(records[:2])
     assert fewer["train"] | fewer["eval"] <= set(names[:2])
+    # another held-out set is a resume too: the instances move, the teacher is not asked again
+    (trained,) = fewer["train"]
+    cfg.eval_tools, cfg.n_eval_tools = [trained], 0
+    pinned, calls = run(records[:2])
+    assert pinned == {"train": set(names[:2]) - {trained}, "eval": {trained}} and calls == 0
 
 
 def test_tool_choice_required_makes_the_first_step_a_call_of_the_tools_own_functions(records):

@@ -65,6 +65,12 @@ def test_tool_level_split_is_seeded_and_disjoint():
     assert split_tools(names, 3, seed=1) == (train, evals)
     with pytest.raises(ValueError):
         split_tools(["A", "B"], 2, seed=0)
+    # pinned by name: more tools leave the evaluation set as it was; a name not in the toolset is an error
+    assert split_tools(names + ["U1", "U2"], 0, seed=1, pinned=evals) == (train + ["U1", "U2"], evals)
+    with pytest.raises(ValueError, match="not in the toolset: Nope"):
+        split_tools(names, 0, seed=1, pinned=["T1", "Nope"])
+    with pytest.raises(ValueError, match="n_eval_tools=2 but 1 eval_tools"):
+        SimulationConfig(n_eval_tools=2, eval_tools=["T1"])
 
 
 def test_bad_config_is_a_clear_error():

@@ -93,6 +93,8 @@ class SimulationParams(Common):
     executor: str = p("schema", "simulated responses: schema (code fills the response schema) | llm (the paper's)")
     answers: str = p("grounded", "grounded (the teacher's if it quotes the response, else code states it) | teacher")
     n_eval_tools: int = p(6, "tools held out for evaluation: never seen in training")
+    eval_tools: list[str] = p([], "[]: n_eval_tools drawn with the seed; names: these held out (a lever "
+                              "that adds tools keeps its test set)")
     max_tools: int = p(0, "0: every catalogue tool of the toolset")
 
 
@@ -175,7 +177,9 @@ class SteParams(Common):
     episodes: int = p(2, "exploration episodes per tool (long-term memory carries across them)")
     trials: int = p(2, "trials per episode (short-term memory carries across them)")
     max_turns: int = p(4, "ReAct turns per trial")
-    explore_mode: str = p("constrained", '"constrained" (JSON step schema) or "free" (ReAct text)')
+    explore_mode: str = p("constrained", '"constrained" (JSON step schema), "grounded" (and a call\'s strings and '
+                          'choices are ones the request says) or "free" (ReAct text)',
+                          choices=("constrained", "grounded", "free"))
     imagination: str = p("typed", "typed (code: values and a request frame) | call-first (model values) | query (paper)")
     examples_share: float = p(0.0, "typed imagination: share of string values taken from the examples the "
                               "parameter's documentation quotes (e.g. 'LHR'); 0: none")

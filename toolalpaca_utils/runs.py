@@ -221,11 +221,12 @@ class SettingsChangedError(ValueError):
 
 def resume_or_reset(out_dir: str | Path, settings: Any, *, marker: str = "inputs.json",
                     clear: Sequence[str] = ("*.jsonl",), defaults: dict | None = None,
-                    refuse: str | None = None) -> bool:
+                    refuse: str | None = None, ignore: Sequence[str] = ()) -> bool:
     """Resume ``out_dir`` only while its outputs were made under the same ``settings``.
 
     ``settings`` (hashes, parameters: anything JSON) is compared with ``out_dir/marker``
-    (:func:`same_settings`, with ``defaults`` for fields the record predates). The same: every
+    (:func:`same_settings`, with ``defaults`` for fields the record predates and ``ignore`` for
+    fields the outputs do not depend on). The same: every
     output is kept, True. Otherwise (or no readable marker): with ``refuse`` an existing marker
     raises :class:`SettingsChangedError` with that message; else the files and folders matching
     ``clear`` are deleted, False. Either way ``settings`` is then recorded. This stops a re-run
@@ -235,7 +236,7 @@ def resume_or_reset(out_dir: str | Path, settings: Any, *, marker: str = "inputs
     path = out_dir / marker
     wanted = plain(settings)
     try:
-        same = same_settings(json.loads(path.read_text()), wanted, defaults=defaults)
+        same = same_settings(json.loads(path.read_text()), wanted, defaults=defaults, ignore=ignore)
     except (OSError, ValueError):
         same = False
     if not same and refuse is not None and path.exists():

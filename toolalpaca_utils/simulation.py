@@ -52,6 +52,8 @@ class SimulationConfig:
     max_steps: int = 3                 # assistant turns per instance (the reference allows ~15)
     max_kept_steps: int = 5            # longer trajectories are dropped, as in the reference
     n_eval_tools: int = 2
+    eval_tools: list[str] = field(default_factory=list)  # []: n_eval_tools drawn with the seed; names: exactly
+                                       # these held out, so a lever that adds tools keeps its test set
     allow_error_steps: bool = False    # keep trajectories that recovered from a step of their own that was
                                        # unusable (unparseable, unknown function, schema-invalid); a valid call
                                        # that the service answered with an error is kept, as the reference does
@@ -85,6 +87,9 @@ class SimulationConfig:
                              ("answers", ANSWERS)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        if self.eval_tools and self.n_eval_tools not in (0, len(set(self.eval_tools))):
+            raise ValueError(f"n_eval_tools={self.n_eval_tools} but {len(set(self.eval_tools))} eval_tools are "
+                             "named: set n_eval_tools to 0 or to their number")
         if self.instructions_per_tool < 1 or self.max_steps < 1 or self.instructions_per_blueprint_tool < 0:
             raise ValueError("instructions_per_tool and max_steps must be ≥ 1, instructions_per_blueprint_tool ≥ 0")
 
@@ -94,13 +99,20 @@ class SimulationConfig:
             else self.instructions_per_tool
 
 
-def split_tools(names: Sequence[str], n_eval: int, seed: int) -> tuple[list[str], list[str]]:
-    """Seeded tool-level split: (training tools, evaluation tools)."""
+def split_tools(names: Sequence[str], n_eval: int, seed: int,
+                pinned: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """Tool-level split: (training tools, evaluation tools). The evaluation tools are ``pinned``
+    by name, or else a sample of ``n_eval`` drawn with ``seed`` (which other tools change)."""
     names = sorted(set(names))
-    if n_eval >= len(names) and names:
-        raise ValueError(f"n_eval_tools={n_eval} leaves no training tool out of {len(names)}")
-    rng = random.Random(seed)
-    eval_names = sorted(rng.sample(names, n_eval)) if n_eval > 0 else []
+    if pinned:
+        missing = sorted(set(pinned) - set(names))
+        if missing:
+            raise ValueError(f"eval_tools not in the toolset: {', '.join(missing)}")
+        eval_names = sorted(set(pinned))
+    else:
+        eval_names = sorted(random.Random(seed).sample(names, n_eval)) if n_eval > 0 else []
+    if len(eval_names) >= len(names) and names:
+        raise ValueError(f"{len(eval_names)} evaluation tools leave no training tool out of {len(names)}")
     return [n for n in names if n not in eval_names], eval_names
 
 
@@ -382,9 +394,11 @@ def simulate(client, records: Sequence[dict], cfg: SimulationConfig, *, out_dir:
     made_from = _saved_tools(out_dir)
     save_tools(out_dir, list(records))
     # a field added to the config since that run was written counts as its default
+    # the split only files instances (_reconcile re-files them), so another split resumes
     resume_or_reset(out_dir, asdict(cfg), marker="config.json", clear=(), defaults=asdict(SimulationConfig()),
-                    refuse=f"{out_dir} holds a run with another configuration; use a new out_dir or delete it")
-    train_names, eval_names = split_tools([r["Name"] for r in records], cfg.n_eval_tools, cfg.seed)
+                    refuse=f"{out_dir} holds a run with another configuration; use a new out_dir or delete it",
+                    ignore=("n_eval_tools", "eval_tools"))
+    train_names, eval_names = split_tools([r["Name"] for r in records], cfg.n_eval_tools, cfg.seed, cfg.eval_tools)
     finished = _reconcile(out_dir, records, made_from, eval_names)
     done = {row["id"] for row in finished}
     seen = {normalise(row["instruction"]) for row in finished if row["instruction"]}
@@ -430,8 +444,9 @@ def _reconcile(out_dir: Path, records: Sequence[dict], made_from: dict[str, dict
     differs from the one they were made from (a toolset rebuilt with other documentation: their
     calls and thoughts quote documentation that is gone) and those of a tool no longer in the
     toolset. Moved: each kept instance to its tool's split of this run. Why: the split is a seeded
-    sample of the tool names, so a toolset with more tools holds out others; kept where they were,
-    the instances of a tool now held out would be trained on."""
+    sample of the tool names (unless ``eval_tools`` pins it), so a toolset with more tools holds out
+    others, as does another ``n_eval_tools``; kept where they were, the instances of a tool now held
+    out would be trained on."""
     current = {r["Name"]: json.loads(json.dumps(r, ensure_ascii=False)) for r in records}
     changed = sorted(n for n in current if n in made_from and made_from[n] != current[n])
     rows = {split: read_jsonl(out_dir / f"{split}.jsonl") for split in SPLITS}
@@ -442,8 +457,9 @@ def _reconcile(out_dir: Path, records: Sequence[dict], made_from: dict[str, dict
     if changed:
         print(f"{len(changed)} tools changed since their instances were made; simulated again: {', '.join(changed)}")
     if moved or gone:
-        print(f"the toolset changed since these instances were made: those of {len(moved)} tools moved to the tool's "
-              f"new split ({', '.join(moved)}), those of {len(gone)} tools no longer in it dropped ({', '.join(gone)})")
+        print(f"the toolset or split changed since these instances were made: those of {len(moved)} tools moved to "
+              f"the tool's new split ({', '.join(moved)}), those of {len(gone)} tools no longer in it dropped "
+              f"({', '.join(gone)})")
     if not (changed or moved or gone):
         return [r for split in SPLITS for r in rows[split]]
     kept = {"rejects": [r for r in rows["rejects"] if r["tool"] in split_of]}

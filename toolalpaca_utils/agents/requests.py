@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Sequence
 
 from ..openapi import describe_function, record_spec
 from ..values import Value, words
@@ -41,12 +42,13 @@ _KIND_PHRASES = {
 }
 
 
-def task_phrase(record: dict, function: str) -> str:
+def task_phrase(record: dict, function: str, names: Sequence[str] | None = None) -> str:
     """The function's one-line summary as a noun phrase: "Returns a list of jobs." -> "a list of
-    jobs"; the API's and functions' names are replaced (a request never names them)."""
+    jobs"; the ``names`` a request may not say (default: the API's and functions' names) are
+    replaced by "the service"."""
     summary = describe_function(record_spec(record), function).splitlines()[0].strip().rstrip(".")
     summary = _LEADING_VERB.sub("", summary)
-    for term in [record["Name"], *record["Function_Projection"]]:
+    for term in ([record["Name"], *record["Function_Projection"]] if names is None else names):
         if len(term) > 3:
             summary = re.sub(r"\b(?:(?:a|an|the)\s+)?" + re.escape(term), "the service", summary, flags=re.IGNORECASE)
     return (summary[:1].lower() + summary[1:]) if summary else "the information"
@@ -73,13 +75,15 @@ def _join(clauses: list[str]) -> str:
     return " " + ", ".join(clauses[:-1]) + " and " + clauses[-1]
 
 
-def bank_request(record: dict, function: str, values: dict[str, Value], rng: random.Random) -> tuple[str, str]:
-    """(request, frame id) for a call: a frame from :data:`FRAMES`, values in shuffled order."""
+def bank_request(record: dict, function: str, values: dict[str, Value], rng: random.Random,
+                 unsayable: Sequence[str] | None = None) -> tuple[str, str]:
+    """(request, frame id) for a call: a frame from :data:`FRAMES`, values in shuffled order;
+    ``unsayable``: the names replaced in the task phrase (:func:`task_phrase`'s ``names``)."""
     frame_id, frame = rng.choice(FRAMES)
     if not values and frame_id in BARE_FRAMES:  # "Please use." / "For:" need a value
         frame_id, frame = FRAMES[0]
     names = list(values)
     rng.shuffle(names)
     details = _join([_clause(n, values[n], rng, frame_id in BARE_FRAMES) for n in names])
-    text = frame.format(task=task_phrase(record, function), details=details)
+    text = frame.format(task=task_phrase(record, function, unsayable), details=details)
     return text[:1].upper() + text[1:], frame_id

@@ -31,7 +31,7 @@ from .exploration import (ARGS_SYSTEM, IMAGINE_SYSTEM, LTM_HEADER, NAMES_API, PH
                           copies_worked_example, explore, explored_function, format_trial_memory, function_line,
                           imagination_messages, imagined_args_schema, long_term_block, phrasing_messages,
                           reflection_messages, render_trial, request_problems, run_trial, scoped_record,
-                          short_term_block, trial_seed, trial_step_schema, trial_system_prompt)
+                          short_term_block, trial_seed, trial_step_schema, trial_system_prompt, unsayable_names)
 from .metrics import (STE_METRICS, TokenCap, correct_by_tool, distinct_n, diversity_table, exploration_stats,
                       query_diversity, ste_eval_items, ste_scores)
 from .retrieval import (DEMO_HEADER, DemoRetriever, ICLModel, SentenceEmbedder, format_demonstration,
@@ -48,7 +48,7 @@ __all__ = [
     "explore", "explored_function", "format_trial_memory", "function_line", "imagination_messages",
     "imagined_args_schema", "long_term_block", "phrasing_messages", "reflection_messages", "render_trial",
     "request_problems", "run_trial", "scoped_record", "short_term_block", "trial_seed", "trial_step_schema",
-    "trial_system_prompt",
+    "trial_system_prompt", "unsayable_names",
     # distillation
     "JUDGE_SCHEMA", "DistillConfig", "DistillResult", "check_trial", "distill", "grounding_tokens",
     "judge_messages", "make_instance", "observation_answer", "observation_values", "paraphrase_messages",

@@ -1,9 +1,9 @@
 """STE distillation: explored trials become training examples.
 
 Keep trials that end in a final answer after at least one 2xx call (the last such call is the
-example's call); deterministic checks (request usable, arguments schema-valid, answer non-empty
-and grounded in the observation, no near-duplicate of another kept request or of an evaluation
-instruction), an optional LLM judge; paraphrases of the kept requests (bounded per request and
+example's call); deterministic checks (request usable, arguments schema-valid and said by the
+request, answer non-empty and grounded in the observation, no near-duplicate of another kept
+request or of an evaluation instruction), an optional LLM judge; paraphrases of the kept requests (bounded per request and
 per tool) reuse the call, observation and answer. Every dropped trial keeps its reason. Examples
 are corpus instances (:mod:`toolalpaca_utils.corpus`), so the trainer consumes them as they are.
 """
@@ -17,7 +17,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
-from ..agents import ANSWER_THOUGHT, dedupe, normalise, parse_numbered_list
+from ..agents import ANSWER_THOUGHT, dedupe, missing_values, normalise, parse_numbered_list
 from ..llm import LLMError
 from ..openapi import function_schemas, record_spec, validate_arguments
 from ..react import GET_DETAILS, format_action, format_final, parse_step
@@ -204,6 +204,9 @@ def check_trial(row: dict, record: dict, *, match_imagined: bool = True) -> tupl
         return None, "call arguments are not JSON"
     if call["action"] not in schemas or validate_arguments(schemas[call["action"]], args):
         return None, "call arguments break the schema"
+    unsaid = missing_values(row["query"], args)
+    if unsaid:  # an example must not teach a value the request never gave (30 of 45 in a cpu run did)
+        return None, "call values the request does not say: " + ", ".join(unsaid)
     answer = (row["final"].get("answer") or "").strip()
     if not answer:
         return None, "empty final answer"
@@ -404,6 +407,10 @@ def _paraphrase_examples(run: _Distillation, inst: dict, n_tool: dict[str, int])
         return []
     candidates = _paraphrase_candidates(run, inst)
     if candidates is None:
+        return []
+    if not candidates:  # a weak model often writes no list at all: counted, never silently skipped
+        run.drop(inst["id"], tool, inst["instruction"], "paraphrase: the reply holds no numbered rewrite",
+                 "paraphrase")
         return []
     args = json.loads(inst["steps"][0]["action_input"])
     made: list[dict] = []

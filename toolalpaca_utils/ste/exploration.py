@@ -38,6 +38,7 @@ from ..openapi import describe_function, function_schemas, record_spec, validate
 from ..parallel import run_parallel, worker_count
 from ..react import GET_DETAILS, build_messages, step_schema, system_prompt
 from ..runs import append_jsonl, fingerprint, read_jsonl
+from ..saying import mentioned, readings
 from .common import YES_NO, clip
 
 
@@ -63,7 +64,9 @@ class ExploreConfig:
     episodes: int = 2
     trials: int = 2
     max_steps: int = 4
-    mode: str = "constrained"               # "free" ReAct text, or one JSON-schema step per reply
+    mode: str = "constrained"               # "free" ReAct text, "constrained" one JSON-schema step per reply,
+                                            # or "grounded": constrained, and a call's values are ones the
+                                            # request says (trial_step_schema)
     answer_after_success: bool = True       # ask for the final answer right after the first 2xx call
     short_term_memory: bool = True
     long_term_memory: bool = True
@@ -167,14 +170,38 @@ def trial_system_prompt(record: dict, episode_rows: Sequence[dict], cfg: Explore
 
 
 def trial_step_schema(record: dict, cfg: ExploreConfig, function: str | None = None, *,
-                      allow_final: bool = True) -> dict:
+                      allow_final: bool = True, query: str = "") -> dict:
     """The JSON schema of a constrained trial step: a call of the tool's functions (only of the
-    explored one with function scope), or (``allow_final``) the final answer."""
-    schema = step_schema(record, with_get_details=False, thought_chars=cfg.thought_chars, allow_final=allow_final)
+    explored one with function scope), or (``allow_final``) the final answer. Grounded mode: a
+    call's free string values are among the ``query``'s readings (:func:`toolalpaca_utils.saying.readings`),
+    and its choices (enums) among those the query names (:func:`_said_choices`)."""
+    values = readings(query) if cfg.mode == "grounded" else ()
+    schema = step_schema(record, with_get_details=False, thought_chars=cfg.thought_chars, allow_final=allow_final,
+                         values=values)
     if function and cfg.trial_scope == "function":
         schema = {"anyOf": [b for b in schema["anyOf"]
                             if b["properties"].get("action", {}).get("const", function) == function]}
+    if cfg.mode == "grounded":
+        schema = {"anyOf": [_said_choices(b, query) for b in schema["anyOf"]]}
     return schema
+
+
+def _said_choices(branch: dict, query: str) -> dict:
+    """A call branch whose enum parameters offer only the values ``query`` names; an optional one
+    it names none of is left out (a weak explorer fills every option: language "en" for a joke
+    nobody asked in English, and the example would teach that value). A required one it names
+    none of keeps its enum: the call needs some value."""
+    args = branch["properties"].get("action_input")
+    if not args:
+        return branch
+    required, props = set(args.get("required") or []), {}
+    for name, p in (args.get("properties") or {}).items():
+        said = [v for v in p.get("enum") or [] if mentioned(v, query)]
+        if "enum" not in p or said:
+            props[name] = {**p, "enum": said} if said else p
+        elif name in required:
+            props[name] = p
+    return {**branch, "properties": {**branch["properties"], "action_input": {**args, "properties": props}}}
 
 
 IMAGINE_SYSTEM = "You invent realistic requests that people send to an assistant. You reply with one request only."
@@ -314,17 +341,24 @@ NAMES_API = "names the API or a function"
 
 def request_problems(query: str, record: dict) -> list[str]:
     """Why a request is unusable: :func:`toolalpaca_utils.agents.instruction_problems`, except that
-    a tool name which is an ordinary word ("Jokes", "Countries") may appear — only a function
-    name or a compound tool name ("UnitConverter", "unit converter") counts as naming the API."""
+    a tool's name said as words ("jokes", "public holidays") may appear — only a function name or
+    a compound tool name as an identifier ("UnitConverter", "unit_converter") names the API."""
     problems = [p for p in instruction_problems(query, record) if p != NAMES_API]
     if copies_worked_example(query):
         problems.append("copies the worked example")
     low = query.lower()
-    squashed = re.sub(r"[\s_-]+", "", low)
-    compound = len(re.findall(r"[A-Z]", record["Name"])) >= 2
-    if any(fn.lower() in low for fn in record["Function_Projection"]) or (compound and record["Name"].lower() in squashed):
+    joined = re.sub(r"(?<=\w)[_-](?=\w)", "", low)  # "unit_converter" is UnitConverter, "unit converter" is words
+    if any(name.lower() in (joined if name == record["Name"] else low) for name in unsayable_names(record)):
         problems.append(NAMES_API)
     return problems
+
+
+def unsayable_names(record: dict) -> list[str]:
+    """The names a request may not say as written: the functions' and a compound tool name
+    ("UnitConverter"); a tool named by ordinary words ("Cities", "public holidays") may be said, as
+    people say it (a cpu run dropped 4 of its 80 typed requests for saying "public holidays")."""
+    compound = len(re.findall(r"[A-Z]", record["Name"])) >= 2
+    return [*record["Function_Projection"], *([record["Name"]] if compound else [])]
 
 
 def reflection_messages(system: str, record: dict, query: str, traj) -> list[dict]:
@@ -438,7 +472,7 @@ def _imagine_typed(record: dict, function: str, seed: int, row: dict, cfg: Explo
     function, values = typed_call(record, rng, function=function, examples_share=cfg.examples_share)
     args = {k: v.value for k, v in values.items()}
     row["imagined_call"] = {"action": function, "args": args, "problems": []}
-    row["query"], row["query_frame"] = bank_request(record, function, values, rng)
+    row["query"], row["query_frame"] = bank_request(record, function, values, rng, unsayable_names(record))
     row["query_raw"], row["query_source"] = row["query"], "bank"
 
 
@@ -456,8 +490,9 @@ def _execute_trial(client, record: dict, query: str, system: str, cfg: ExploreCo
                    executor):
     """The trial proper: the shared ReAct episode on the request, executed for real."""
     # constrained steps: no getDetails, the explored function, a short thought
-    schemas = (trial_step_schema(record, cfg, target, allow_final=cfg.tool_choice != "required"),
-               trial_step_schema(record, cfg, target)) if cfg.mode == "constrained" else None
+    # grounded: every call of the trial, not only the first (a retry after an error reads no new values)
+    schemas = (trial_step_schema(record, cfg, target, allow_final=cfg.tool_choice != "required", query=query),
+               trial_step_schema(record, cfg, target, query=query)) if cfg.mode != "free" else None
     episode = Episode(record, query, executor or HttpExecutor(), mode=cfg.mode, max_steps=cfg.max_steps,
                       seed=seed, user_client=None, answer_after_success=cfg.answer_after_success,
                       step_tokens=cfg.step_tokens, system=system, tool_choice=cfg.tool_choice, schemas=schemas)
