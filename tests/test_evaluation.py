@@ -289,3 +289,29 @@ def test_grounded_decoding_on_the_real_engine_calls_only_with_values_the_request
         assert step["thought"] == call_thought(records[item.tool], step["action"]), step
     with pytest.raises(ValueError, match="must be one of"):
         evaluate(chat_client, items, records, name="x", mode="grounding", progress=False)
+
+
+@pytest.mark.slow
+def test_retrieved_decoding_on_the_real_engine_calls_the_retrieved_function(chat_client, realtools_url):
+    """Decoding "retrieved" end to end (the embedded server, the real tools): whatever the 135M model
+    writes, every episode's first call is of the function the retriever chose (here, a stand-in
+    that picks each tool's last function), with grounded values."""
+    from toolalpaca_utils.openapi import function_schemas, record_spec
+    from toolalpaca_utils.saying import readings
+
+    class LastFunction:
+        def choose(self, record, request):
+            return list(function_schemas(record_spec(record)))[-1]
+
+    items, records = items_from_real(realtools_url)
+    items = [it for it in items if it.tool in ("Countries", "Jokes")][:3]
+    run = evaluate(chat_client, items, records, name="x", mode="retrieved", retriever=LastFunction(), max_steps=1,
+                   progress=False, tool_choice="required", thought="documented")
+    assert len(run.rows) == 3
+    for item, row in zip(items, run.rows):
+        first = row["steps"][0]
+        assert first["action"] == LastFunction().choose(records[item.tool], item.instruction), row
+        props = function_schemas(record_spec(records[item.tool]))[first["action"]].get("properties") or {}
+        for key, value in json.loads(first["action_input"]).items():
+            if props[key].get("type") == "string" and "enum" not in props[key]:
+                assert value in readings(item.instruction), (key, value, item.instruction)

@@ -192,4 +192,46 @@ def test_a_grounded_step_passes_only_given_values_that_fit_each_free_string(reco
     assert episode.schema == step_schema(record)  # later steps may pass on a response's values
     with pytest.raises(ValueError, match="must be one of"):
         Episode(record, "x", None, mode="grounding")
-    assert MODES == ("free", "constrained", "grounded")
+    assert MODES == ("free", "constrained", "grounded", "retrieved")
+
+
+def test_a_retrieved_step_calls_the_function_retrieval_chose(record):
+    """Decoding "retrieved": the first step may call only ``first_function``, with grounded values;
+    the later steps are grounded decoding's. The mode and the function come together, and a
+    function the tool lacks is refused."""
+    from toolalpaca_utils.agents import Episode
+
+    episode = Episode(record, "Find the book Dune for me", None, mode="retrieved", tool_choice="required",
+                      thought="documented", first_function="searchBooks")
+    (branch,) = episode.first_schema["anyOf"]
+    assert branch["properties"]["action"] == {"const": "searchBooks"}
+    assert "Dune" in branch["properties"]["action_input"]["properties"]["query"]["enum"]
+    grounded = Episode(record, "Find the book Dune for me", None, mode="grounded", tool_choice="required",
+                       thought="documented")
+    assert episode.schema == grounded.schema
+    with pytest.raises(ValueError, match="go together"):
+        Episode(record, "x", None, mode="retrieved")
+    with pytest.raises(ValueError, match="go together"):
+        Episode(record, "x", None, mode="grounded", first_function="getBook")
+    with pytest.raises(ValueError, match="has no function lendBook"):
+        step_schema(record, functions=["lendBook"])
+
+
+def test_retrieval_picks_the_function_whose_documentation_line_fits_the_request(record):
+    """all-MiniLM-L6-v2 (offline) against each function's documentation line: requests written for
+    this made-up tool go to their own function, and a tool's lines are embedded once."""
+    from toolalpaca_utils.embedding import SentenceEmbedder
+    from toolalpaca_utils.function_retrieval import FunctionRetriever
+
+    calls = []
+
+    class Counting(SentenceEmbedder):
+        def encode(self, texts, batch_size=32):
+            calls.append(list(texts))
+            return super().encode(texts, batch_size)
+
+    retriever = FunctionRetriever(Counting())
+    assert retriever.choose(record, "Post my review of book b12: four stars") == "addReview"
+    assert retriever.choose(record, "Which books have 'winter' in their title?") == "searchBooks"
+    assert retriever.choose(record, "Show me the book with id b12") == "getBook"
+    assert [len(c) for c in calls] == [3, 1, 1, 1]  # the three lines once, then one request each

@@ -146,9 +146,10 @@ def test_a_decoding_list_holds_only_known_decodings(tmp_path):
     and one a notebook does not support (grounded, for BFCL) too."""
     path = _copy_of_cpu(tmp_path, lambda d: d["04_evaluation"].update(student_decoding=["free", "grounding"]))
     with pytest.raises(ProfileError, match=r"'student_decoding' must hold only 'free', 'constrained', 'grounded', "
-                                           r"got \['free', 'grounding'\]"):
+                                           r"'retrieved', got \['free', 'grounding'\]"):
         load_profile(path, "04_evaluation")
-    assert load_profile(str(PROFILES_DIR / "cpu.yaml"), "04_evaluation")["student_decoding"][-1] == "grounded"
+    assert load_profile(str(PROFILES_DIR / "cpu.yaml"), "04_evaluation")["student_decoding"][-2:] == ["grounded",
+                                                                                                    "retrieved"]
     path = _copy_of_cpu(tmp_path, lambda d: d["07_bfcl"].update(student_decoding=["grounded"]))
     with pytest.raises(ProfileError, match="'student_decoding' must hold only 'free', 'constrained'"):
         load_profile(path, "07_bfcl")

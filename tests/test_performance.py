@@ -88,3 +88,18 @@ def test_the_thought_table_is_the_benchmarks_rows(tmp_path):
     (results / "thought_lever.json").write_text('[{"variant": "names"}]')  # a row without its figures
     text = performance.write_page(tmp_path / "executed", [], results_dir=results).read_text()
     assert "Not run: `python benchmarks/thought_lever.py`" in text
+
+
+def test_the_choice_table_is_the_benchmarks_table(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    text = performance.write_page(tmp_path / "executed", [], results_dir=results).read_text()
+    assert "## Which sibling the student picks" in text and "Not run: `python benchmarks/function_choice.py`" in text
+    table = [{"adapter": "2-epochs", "set": "held-out", "requests": 39, "greedy": 59.0, "sum": 61.5,
+              "per token": 43.6, "per character": 51.3}]
+    (results / "function_choice.json").write_text(json.dumps({"table": table, "rows": {}}))
+    text = performance.write_page(tmp_path / "executed", [], results_dir=results).read_text()
+    assert "| 2-epochs | held-out | 39 | 59.0 | 61.5 | 43.6 | 51.3 | – |" in text  # no retrieval column yet
+    (results / "function_choice.json").write_text(json.dumps({"table": [{"adapter": "x"}]}))  # a row without figures
+    assert "Not run: `python benchmarks/function_choice.py`" in performance.write_page(
+        tmp_path / "executed", [], results_dir=results).read_text()

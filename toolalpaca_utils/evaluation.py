@@ -198,7 +198,8 @@ class EvalRun:
 def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name: str, teacher=None,
              mode: str = "free", max_steps: int = 4, out_path: str | Path | None = None,
              progress: bool = True, workers: int | None = None, endpoint: EndpointPolicy | None = None,
-             prompt_format: str = "react", render=None, tool_choice: str = "auto", thought: str = "free") -> EvalRun:
+             prompt_format: str = "react", render=None, tool_choice: str = "auto", thought: str = "free",
+             retriever=None) -> EvalRun:
     """Run ``model`` (a ChatClient, e.g. :func:`~toolalpaca_utils.llm.open_student`) on every item
     and score it. ``teacher`` (a ChatClient) plays simulated tools and the user; real tools are
     called over HTTP. ``workers`` episodes run at once (default: one per model replica, or the
@@ -206,7 +207,9 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     interrupted run resumes per row. ``mode`` "constrained" decodes every step under the tool's
     JSON schema (:func:`~toolalpaca_utils.react.step_schema`); "grounded" does too, and the first
     step's free string values are among those the request says
-    (:func:`~toolalpaca_utils.saying.readings`). ``prompt_format`` "chat" prompts in
+    (:func:`~toolalpaca_utils.saying.readings`); "retrieved" is grounded, and ``retriever``
+    (default: a :class:`~toolalpaca_utils.function_retrieval.FunctionRetriever`) picks the first
+    call's function, the model its arguments. ``prompt_format`` "chat" prompts in
     the tool-calling chat the student was trained on with ``prompt_format="chat"``: ``render``
     (default: :func:`~toolalpaca_utils.agents.chat_renderer` of the default student) writes each
     prompt and ``model.complete`` continues it; free decoding only. ``tool_choice`` "required"
@@ -227,6 +230,10 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
             raise TypeError(f'prompt_format "chat" needs a model with complete(prompt, ...); {type(model).__name__} has none')
         render = render or chat_renderer()
     done = {r["id"]: r for r in read_jsonl(out_path)} if out_path else {}
+    if mode == "retrieved" and retriever is None:
+        from .function_retrieval import FunctionRetriever
+
+        retriever = FunctionRetriever()
     guarded, guarded_teacher = guard_endpoint(model), guard_endpoint(teacher)
     simulated = SimulatedExecutor(guarded_teacher) if teacher is not None else None
     # one tool's items one after another: each engine replica reuses the tool's documentation,
@@ -236,7 +243,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     def work(item: EvalItem):
         yield _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
                         max_steps=max_steps, name=name, chat={"prompt_format": prompt_format, "render": render},
-                        tool_choice=tool_choice, thought=thought)
+                        tool_choice=tool_choice, thought=thought, retriever=retriever if mode == "retrieved" else None)
 
     def keep(row: dict) -> None:
         done[row["id"]] = row
@@ -268,6 +275,11 @@ def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, 
     for decoding in decodings:  # before any model is served
         check_chat_options(prompt_format, check_mode(decoding))
     render = chat_renderer(student_model) if prompt_format == "chat" else None
+    retriever = None
+    if "retrieved" in decodings:  # one embedder for every model and set
+        from .function_retrieval import FunctionRetriever
+
+        retriever = FunctionRetriever()
     runs, judged = [], {}
     out_dir = Path(out_dir)
     for model_name, adapter in adapters.items():
@@ -278,7 +290,7 @@ def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, 
                     run = evaluate(model, items, records, name=label, teacher=teacher, mode=decoding,
                                    max_steps=max_steps, out_path=out_dir / f"{model_name}-{decoding}-{set_name}.jsonl",
                                    progress=progress, prompt_format=prompt_format, render=render,
-                                   tool_choice=tool_choice, thought=thought)
+                                   tool_choice=tool_choice, thought=thought, retriever=retriever)
                     runs.append((set_name, run))
                     if judge_items is not None and teacher is not None:
                         sample = spread_over_tools(run.rows, judge_items)
@@ -287,15 +299,18 @@ def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, 
 
 
 def _run_item(model, item: EvalItem, records: dict, *, simulated, teacher, mode: str, max_steps: int,
-              name: str, chat: dict | None = None, tool_choice: str = "auto", thought: str = "free") -> dict:
-    """One item's episode to its end, as a result row; a tool that cannot be run is a crashed row."""
+              name: str, chat: dict | None = None, tool_choice: str = "auto", thought: str = "free",
+              retriever=None) -> dict:
+    """One item's episode to its end, as a result row; a tool that cannot be run is a crashed row.
+    ``retriever`` (decoding "retrieved") picks the first call's function."""
     rec = records.get(item.tool)
     try:
         if rec is None:
             raise KeyError(f"no tool record for {item.tool!r}")
+        first = retriever.choose(rec, item.instruction) if retriever is not None else None
         episode = Episode(rec, item.instruction, executor_for(rec, simulated), mode=mode, max_steps=max_steps,
                           user_client=teacher, seed=0, tool_choice=tool_choice, thought=thought,
-                          **(chat or {}))
+                          first_function=first, **(chat or {}))
     except (KeyError, ValueError) as exc:
         return {**_row(item, None, name), "error": str(exc)}
     return _row(item, drive(model, episode), name)

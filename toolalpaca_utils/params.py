@@ -134,8 +134,9 @@ class EvaluationParams(Common):
     judge_max_items: int = p(0, "verdicts per set and model, spread over the tools (0: every instance)")
     student_decoding: list[str] = p(["free", "constrained"], "free: ReAct text, as trained; constrained: each "
                                     "step decoded under the tool's JSON schema; grounded: constrained, and the first "
-                                    "call's free strings are values the request says",
-                                    choices=("free", "constrained", "grounded"))  # agents.episode.MODES
+                                    "call's free strings are values the request says; retrieved: grounded, and the "
+                                    "first call's function is the one a sentence embedder finds closest to the request",
+                                    choices=("free", "constrained", "grounded", "retrieved"))  # agents.episode.MODES
     tool_choice: str = p("auto", 'constrained decoding, as OpenAI\'s tool_choice: "required": the first step is a '
                          "call (every request of these sets needs a tool); auto: it may answer at once",
                          choices=("auto", "required"))

@@ -176,6 +176,29 @@ def thought_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
                     *("| " + " | ".join(c) + " |" for c in sorted(cells)), ""]
 
 
+CHOICE_RULES = ("greedy", "sum", "per token", "per character", "retrieval")
+
+
+def choice_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
+    """Function choice apart from arguments (``benchmarks/function_choice.py``: % of requests to a
+    tool of several functions whose right function each rule picks) as Markdown lines; a line
+    saying it was not run when its JSON is missing or unreadable."""
+    lines = ["## Which sibling the student picks", "",
+             "Each function's documented first step scored under the student (`benchmarks/function_choice.py`; "
+             "% of requests to tools of two or more functions): greedy is what constrained greedy decoding picks, "
+             "sum / per token / per character rank the candidates by log-probability, retrieval is all-MiniLM-L6-v2 "
+             "(decoding \"retrieved\"), the same for every student. Held-out: requests of "
+             "training tools that training held out; unseen simulated: notebook 04's set. The real tools, a test "
+             "set, are not used.", ""]
+    try:
+        table = json.loads((Path(results_dir) / "function_choice.json").read_text())["table"]
+        cells = [[r["adapter"], r["set"], str(r["requests"]), *(str(r.get(k, "–")) for k in CHOICE_RULES)] for r in table]
+    except (OSError, ValueError, KeyError, TypeError):
+        return lines + ["Not run: `python benchmarks/function_choice.py`.", ""]
+    return lines + ["| student | set | requests | " + " | ".join(CHOICE_RULES) + " |",
+                    "|---|---|---:|" + "---:|" * len(CHOICE_RULES), *("| " + " | ".join(c) + " |" for c in cells), ""]
+
+
 def _corpus_lines(rows: list[dict]) -> list[str]:
     """What each condition does to the corpus itself (notebook 02's quality report, mean over
     seeds); nothing when the rows predate these figures."""
@@ -235,5 +258,6 @@ def write_page(executed_dir: Path | str, timings_table: Sequence[str],
     image = plot_ratios(summaries, executed_dir / "performance.png")
     page = executed_dir / "performance.md"
     page.write_text(render_page(summaries, timings_table, image.name if image else None,
-                                levers_section(results_dir) + thought_section(results_dir)))
+                                levers_section(results_dir) + thought_section(results_dir)
+                                + choice_section(results_dir)))
     return page

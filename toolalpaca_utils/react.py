@@ -156,18 +156,25 @@ def _first_json(raw: str) -> tuple[Any, str | None]:
 def step_schema(record: dict, *, with_get_details: bool = True, allow_final: bool = True,
                 thought_chars: int = MAX_THOUGHT_CHARS, answer_chars: int = 400,
                 values: Sequence[str] = (), thoughts: Mapping[str, str] | None = None,
-                answer_thought: str | None = None) -> dict:
+                answer_thought: str | None = None, functions: Sequence[str] | None = None) -> dict:
     """JSON schema of one assistant step. Each ``anyOf`` branch binds one function name (``const``)
     to its own argument schema, so a grammar-constrained model can only emit well-typed calls.
     ``values`` (grounded decoding: :func:`toolalpaca_utils.saying.readings` of the request) are the
     only strings a call may pass where its schema allows any string (no enum of its own).
     ``thoughts`` (function name -> its thought) binds the thought before a call of that function
     too: the model then chooses a function by choosing its thought, and the call follows it;
-    ``answer_thought`` is the one thought before a final answer."""
+    ``answer_thought`` is the one thought before a final answer. ``functions``: only these
+    functions may be called (decoding "retrieved": the one retrieval chose); an unknown one is
+    a ValueError."""
     thought = {"type": "string", "maxLength": thought_chars}
     thoughts = thoughts or {}
     branches = []
     schemas = function_schemas(record_spec(record))
+    if functions is not None:
+        unknown = sorted(set(functions) - set(schemas))
+        if unknown:
+            raise ValueError(f"{record.get('Name')!r} has no function {', '.join(unknown)}; it has {sorted(schemas)}")
+        schemas = {name: args for name, args in schemas.items() if name in functions}
     if with_get_details:
         schemas = {**schemas, GET_DETAILS: GET_DETAILS_SCHEMA}
     for name, args in schemas.items():

@@ -121,8 +121,9 @@ TOOL_CHOICES = ("auto", "required")
 # chooses the step)
 THOUGHTS = ("free", "documented")
 # free: ReAct text, parsed; constrained: each step under the tool's JSON schema; grounded: constrained,
-# and the first step's free string values are ones the request says (saying.readings)
-MODES = ("free", "constrained", "grounded")
+# and the first step's free string values are ones the request says (saying.readings); retrieved:
+# grounded, and the first step calls the function retrieval chose (Episode's first_function)
+MODES = ("free", "constrained", "grounded", "retrieved")
 
 
 def check_mode(mode: str) -> str:
@@ -164,6 +165,10 @@ class Episode:
     thought before a final answer is :data:`ANSWER_THOUGHT`, as that corpus writes it too, and the
     one before getDetails :data:`ASK_THOUGHT`.
 
+    ``mode`` "retrieved" is grounded, and the first step calls ``first_function`` (chosen outside
+    the model, by :class:`~toolalpaca_utils.function_retrieval.FunctionRetriever`): the model
+    writes its arguments, then goes on as in grounded mode.
+
     ``prompt_format`` "chat" (free mode, no scaffold): the history is the tool-calling chat the
     student was trained on (:mod:`.chat_prompt`), ``render`` turns it into the prompt text that
     :meth:`request` hands out for a raw completion, and a reply is read by
@@ -174,8 +179,12 @@ class Episode:
                  seed: int = 0, user_client: ChatModel | None = None, forced_first: tuple[str, dict] | None = None,
                  answer_after_success: bool = False, step_tokens: int = 120, system: str | None = None,
                  scaffold: bool = False, prompt_format: str = "react", render: Renderer | None = None,
-                 tool_choice: str = "auto", schemas: tuple[dict, dict] | None = None, thought: str = "free"):
+                 tool_choice: str = "auto", schemas: tuple[dict, dict] | None = None, thought: str = "free",
+                 first_function: str | None = None):
         check_mode(mode)
+        if (mode == "retrieved") != (first_function is not None):
+            raise ValueError('mode "retrieved" and first_function go together: the first call\'s function, '
+                             f"chosen by retrieval (mode {mode!r}, first_function {first_function!r})")
         if tool_choice not in TOOL_CHOICES:
             raise ValueError(f"tool_choice must be one of {TOOL_CHOICES}, got {tool_choice!r}")
         if thought not in THOUGHTS:
@@ -194,7 +203,8 @@ class Episode:
         self.turns: list[tuple[str, str | None]] = []
         self.errors = 0
         self.succeeded: set[tuple[str, str]] = set()
-        self.first_schema, self.schema = self._step_schemas(record, mode, tool_choice, schemas, instruction, thought)
+        self.first_schema, self.schema = self._step_schemas(record, mode, tool_choice, schemas, instruction, thought,
+                                                            first_function)
         self.scaffold = scaffold and mode == "free"
         self.demos = demonstration_turns(record) if self.scaffold else []
         self.demo_calls = [parse_step(m["content"]) for m in self.demos if m["role"] == "assistant"]
@@ -210,7 +220,7 @@ class Episode:
 
     @staticmethod
     def _step_schemas(record: dict, mode: str, tool_choice: str, schemas: tuple[dict, dict] | None,
-                      instruction: str, thought: str) -> tuple[dict | None, dict | None]:
+                      instruction: str, thought: str, first_function: str | None) -> tuple[dict | None, dict | None]:
         if mode == "free":
             return None, None
         if schemas is not None:
@@ -220,7 +230,10 @@ class Episode:
         later = step_schema(record, **bound)
         # OpenAI's tool_choice="required": the first step calls one of the tool's own functions
         required = tool_choice == "required"
-        if mode == "grounded":  # later steps may pass on values a response gave: only the first is grounded
+        if mode == "retrieved":  # as grounded, the one function retrieval chose
+            first = step_schema(record, with_get_details=False, allow_final=False, values=readings(instruction),
+                                functions=[first_function], **bound)
+        elif mode == "grounded":  # later steps may pass on values a response gave: only the first is grounded
             first = step_schema(record, with_get_details=not required, allow_final=not required,
                                 values=readings(instruction), **bound)
         else:

@@ -89,7 +89,7 @@ class Contrast:
 
 
 def _eval_contrasts(set_name: str, set_label: str, decoding: str = "") -> list[Contrast]:
-    """Base vs fine-tuned rows of one eval set; ``decoding`` "constrained" or "grounded": the rows of
+    """Base vs fine-tuned rows of one eval set; ``decoding`` "constrained", "grounded" or "retrieved": the rows of
     the steps decoded under the tool's schema (keys ``eval_<set>_<model>_<decoding>_<metric>``)."""
     suffix, label = (f"_{decoding}", f"{set_label}, {decoding} decoding") if decoding else ("", set_label)
     return [Contrast(f"{label}: {metric_label}", f"eval_{set_name}_base{suffix}_{metric}",
@@ -116,6 +116,8 @@ CONTRASTS: dict[str, tuple[str, str, list[Contrast]]] = {
                       + _eval_contrasts("real", "real tools", "constrained")
                       + _eval_contrasts("simulated", "unseen simulated tools", "grounded")
                       + _eval_contrasts("real", "real tools", "grounded")
+                      + _eval_contrasts("simulated", "unseen simulated tools", "retrieved")
+                      + _eval_contrasts("real", "real tools", "retrieved")
                       + _eval_contrasts("file", "ToolAlpaca-format eval file")),
     "06_ste": ("baseline", "+ STE", [
         Contrast("correct %, in-context (retrieved demonstrations)", "ste_correct_base",
