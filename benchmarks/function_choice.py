@@ -53,6 +53,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import log_softmax
 
 from toolalpaca_utils.agents.episode import documented_thoughts
 from toolalpaca_utils.evaluation import items_from_corpus, spread_over_tools
@@ -93,9 +94,8 @@ class Scorer:
             k = next((i for i, (a, b) in enumerate(zip(head, full)) if a != b), min(len(head), len(full)))
             self.llm.n_tokens = k  # the next eval drops the cache past k: the shared prompt is read once
             self.llm.eval(full[k:])
-            rows = np.asarray(self.llm.scores[k - 1:len(full) - 1], dtype=np.float64)
-            logz = rows.max(axis=1) + np.log(np.exp(rows - rows.max(axis=1, keepdims=True)).sum(axis=1))
-            out.append((full[k:], [float(rows[j, t] - logz[j]) for j, t in enumerate(full[k:])]))
+            rows = log_softmax(np.asarray(self.llm.scores[k - 1:len(full) - 1], dtype=np.float64), axis=1)
+            out.append((full[k:], [float(rows[j, t]) for j, t in enumerate(full[k:])]))
         return out
 
 
@@ -142,7 +142,7 @@ def sets(corpus: Path) -> tuple[dict[str, list[tuple[str, str, str]]], dict]:
     records = {r["Name"]: r for r in json.loads((corpus / "tools.json").read_text())}
     params = profile_parameters("cpu")
     train = [json.loads(line) for line in (corpus / "train.jsonl").read_text().splitlines() if line.strip()]
-    _, held = split_heldout(train, params.get("eval_fraction", 0.1), params.get("seed", 0))
+    _, held = split_heldout(train, params["eval_fraction"], params["seed"])
     unseen, _ = items_from_corpus(corpus)
     return {"held-out": [(r["tool"], r["instruction"], r["steps"][0]["action"]) for r in held if r["steps"]],
             "unseen simulated": [(it.tool, it.instruction, it.golden[0]["Action"])

@@ -230,7 +230,9 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
             raise TypeError(f'prompt_format "chat" needs a model with complete(prompt, ...); {type(model).__name__} has none')
         render = render or chat_renderer()
     done = {r["id"]: r for r in read_jsonl(out_path)} if out_path else {}
-    if mode == "retrieved" and retriever is None:
+    if mode != "retrieved":
+        retriever = None  # evaluate_grid hands one retriever to every decoding
+    elif retriever is None:
         from .function_retrieval import FunctionRetriever
 
         retriever = FunctionRetriever()
@@ -243,7 +245,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     def work(item: EvalItem):
         yield _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
                         max_steps=max_steps, name=name, chat={"prompt_format": prompt_format, "render": render},
-                        tool_choice=tool_choice, thought=thought, retriever=retriever if mode == "retrieved" else None)
+                        tool_choice=tool_choice, thought=thought, retriever=retriever)
 
     def keep(row: dict) -> None:
         done[row["id"]] = row

@@ -176,11 +176,9 @@ def trial_step_schema(record: dict, cfg: ExploreConfig, function: str | None = N
     call's free string values are among the ``query``'s readings (:func:`toolalpaca_utils.saying.readings`),
     and its choices (enums) among those the query names (:func:`_said_choices`)."""
     values = readings(query) if cfg.mode == "grounded" else ()
+    only = [function] if function and cfg.trial_scope == "function" else None
     schema = step_schema(record, with_get_details=False, thought_chars=cfg.thought_chars, allow_final=allow_final,
-                         values=values)
-    if function and cfg.trial_scope == "function":
-        schema = {"anyOf": [b for b in schema["anyOf"]
-                            if b["properties"].get("action", {}).get("const", function) == function]}
+                         values=values, functions=only)
     if cfg.mode == "grounded":
         schema = {"anyOf": [_said_choices(b, query) for b in schema["anyOf"]]}
     return schema
