@@ -270,5 +270,39 @@ def test_readings_are_the_values_a_request_says_the_other_way_round(name, schema
         text = f"Could you check {v.said}, please?"
         found = readings(text)
         assert v.value in found, (v, found)
+        typed = found.for_parameter(name, schema)  # typed grounding: a letter ("l", "s") is a word too
+        assert v.value in typed or found.kind_of(name, schema) is None or len(v.said) == 1, (v, found.by_kind)
         assert all(mentioned(r, text) for r in found)
         assert "please" in found and "please?" not in found and "Could you check" in found  # spans, ends stripped
+
+
+@pytest.mark.parametrize("text, expression", [
+    ("What is 17.5% of 2340?", "17.5/100*2340"), ("What is 2 to the power of 64?", "2^64"),
+    ("Compute the square root of 2 to 30 significant digits.", "sqrt(2)"), ("twelve times seven?", "12*7"),
+    ("Evaluate 12*7 + 3 please", "12*7 + 3"), ("What is (5 + 20)/3?", "(5 + 20)/3"), ("and sqrt(144)", "sqrt(144)"),
+    ("What is 10 divided by 4?", "10/4"), ("Seven squared, please", "7^2"),
+])
+def test_an_expression_said_in_words_is_read_as_the_calculator_writes_it(text, expression):
+    """Spoken arithmetic is a normalisation like a prose date: grounded decoding offers an
+    expression parameter the calculator form, and the request is counted as saying it."""
+    from toolalpaca_utils.saying import readings
+
+    found = readings(text)
+    assert found.for_parameter("expression", {"type": "string"}) == [expression]
+    assert mentioned(expression, text) and expression in found
+
+
+@pytest.mark.parametrize("text", ["Flights on 2024-05-01 at 10:30", "Call 555-123-4567", "at latitude 51.5, longitude -0.12",
+                                  "Solve it for the 3 of us"])
+def test_dates_phone_numbers_and_coordinates_are_no_expressions(text):
+    from toolalpaca_utils.saying import readings
+
+    assert readings(text).for_parameter("expression", {"type": "string"}) == []
+
+
+def test_an_iso_moment_with_its_zone_is_a_date_time_reading():
+    from toolalpaca_utils.saying import readings
+
+    found = readings("What was the local time in Asia/Tokyo at 2024-03-15T12:00:00Z?")
+    assert found.for_parameter("at", {"type": "string"}) == ["2024-03-15T12:00:00Z"]
+    assert found.for_parameter("timezone", {"type": "string"}) == ["Asia/Tokyo"]

@@ -195,6 +195,38 @@ def test_a_grounded_step_passes_only_given_values_that_fit_each_free_string(reco
     assert MODES == ("free", "constrained", "grounded", "retrieved")
 
 
+def test_typed_grounding_offers_a_parameter_the_values_of_its_kind():
+    """A free string of a known kind (a currency, a date, a unit) takes the request's values of
+    that kind, as the corpus carries them (codes, ISO dates), not any span of the request; an
+    optional one whose kind the request does not say is left out, and one whose kind only it takes
+    is passed. Other parameters, an enum and a plain list of values are as before."""
+    from toolalpaca_utils.react import _bounded
+    from toolalpaca_utils.saying import readings
+
+    args = {"type": "object", "required": ["amount", "from_currency", "to_currency"], "properties": {
+        "amount": {"type": "number"}, "from_currency": {"type": "string"}, "to_currency": {"type": "string"},
+        "on": {"type": "string", "format": "date"}, "note": {"type": "string"},
+        "speed_unit": {"type": "string", "enum": ["kph", "mph"]}}}
+    said = _bounded(args, readings("How much were 100 US dollars in Japanese yen on May 3, 2020? Note: cash"))
+    props = said["properties"]
+    assert set(props["from_currency"]["enum"]) == set(props["to_currency"]["enum"]) == {"USD", "JPY"}
+    assert props["on"]["enum"] == ["2020-05-03"] and "on" in said["required"]  # only "on" takes a date
+    assert "cash" in props["note"]["enum"] and "Japanese yen" in props["note"]["enum"]  # no kind: any span
+    assert props["speed_unit"] == args["properties"]["speed_unit"] and "speed_unit" not in said["required"]
+    unsaid = _bounded(args, readings("How much were 100 US dollars in Japanese yen?"))
+    assert "on" not in unsaid["properties"] and unsaid["required"] == args["required"]
+    spans = _bounded(args, ["100", "yen", "2020-05-03"])  # a plain list: every free string alike
+    assert spans["properties"]["from_currency"]["enum"] == ["100", "yen", "2020-05-03"]
+    assert spans["properties"]["on"]["enum"] == ["2020-05-03"] and spans["required"] == args["required"]
+    units = _bounded({"type": "object", "properties": {"from_unit": {"type": "string"}}},
+                     readings("Convert 98.6 degrees Fahrenheit to Celsius."))
+    assert set(units["properties"]["from_unit"]["enum"]) == {"degF", "degree_Fahrenheit", "degC", "degree_Celsius"}
+    country = {"type": "string", "description": "Country name or ISO code"}
+    poland = readings("Was May 1, 2023 a public holiday in Poland?")
+    assert poland.for_parameter("country", {"type": "string"}) == ["PL", "Poland"]  # a name where it is written
+    assert poland.for_parameter("country", country) == ["PL"]  # "code" asked for: the code only
+
+
 def test_a_retrieved_step_calls_the_function_retrieval_chose(record):
     """Decoding "retrieved": the first step may call only ``first_function``, with grounded values;
     the later steps are grounded decoding's. The mode and the function come together, and a

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import jsonschema
 
 from .openapi import function_schemas, record_spec
+from .saying import Readings
 
 GET_DETAILS = "getDetails"
 GET_DETAILS_SCHEMA = {
@@ -199,19 +200,41 @@ def step_schema(record: dict, *, with_get_details: bool = True, allow_final: boo
 def _bounded(schema: dict, values: Sequence[str] = (), max_chars: int = 80) -> dict:
     """Bound free strings so a constrained step cannot run away with the token budget; with
     ``values``, a free string is one of those its own schema accepts (its pattern, its format;
-    unbounded as before when none is)."""
+    unbounded as before when none is); with :class:`~toolalpaca_utils.saying.Readings`, one of
+    those of the parameter's kind where the request says any (a date, a currency: typed grounding)."""
     out = dict(schema)
     props = {}
     for name, p in (schema.get("properties") or {}).items():
         p = dict(p)
-        fitting = _fitting(p, values) if p.get("type") == "string" and "enum" not in p else []
-        if fitting:
+        free = p.get("type") == "string" and "enum" not in p
+        fitting = (_fitting(p, values.for_parameter(name, p)) if free and isinstance(values, Readings) else []) or \
+            (_fitting(p, values) if free else [])
+        if free and fitting:
             p = {"type": "string", "enum": fitting, **({"description": p["description"]} if "description" in p else {})}
-        elif p.get("type") == "string" and "enum" not in p and "maxLength" not in p:
+        elif free and "maxLength" not in p:
             p["maxLength"] = max_chars
         props[name] = p
     out["properties"] = props
-    return out
+    return _typed_presence(schema, out, values) if isinstance(values, Readings) else out
+
+
+def _typed_presence(schema: dict, bounded: dict, values: Readings) -> dict:
+    """Typed grounding's other half, on ``schema`` bounded (:func:`_bounded`). A kind the request
+    does not say is no optional parameter's value (no ``"country": "world"``); a value of a kind
+    only one parameter takes is that parameter's, so the call passes it (the cpu student, on its
+    own, closes the object after the required arguments and drops the ``"date"`` the request gave)."""
+    props, required = dict(bounded["properties"]), list(schema.get("required", []))
+    kinds = {name: Readings.kind_of(name, p) for name, p in (schema.get("properties") or {}).items()
+             if p.get("type") == "string" and "enum" not in p}
+    kinds = {name: kind for name, kind in kinds.items() if kind}
+    for name, kind in kinds.items():
+        p = schema["properties"][name]
+        said = bool(_fitting(p, values.for_parameter(name, p)))
+        if not said and name not in required:
+            del props[name]
+        elif said and list(kinds.values()).count(kind) == 1 and name not in required:
+            required.append(name)
+    return {**bounded, "properties": props, **({"required": required} if required else {})}
 
 
 def _fitting(schema: dict, values: Sequence[str]) -> list[str]:

@@ -2,9 +2,10 @@
 
 A request may say a value as the call writes it or in another form, as people do: a number's
 usual spellings, a date or a moment in prose, a country, currency, language, airport, time zone
-or unit by its name (:mod:`.namings`). :func:`mentioned` is what the corpus-quality report and the
-request checks use; :func:`readings` lists the values a request says, as a call carries them,
-for grounded decoding.
+or unit by its name (:mod:`.namings`), an expression in words (:mod:`.spoken_math`).
+:func:`mentioned` is what the corpus-quality report and the request checks use; :func:`readings`
+lists the values a request says, as a call carries them, for grounded decoding, and which of them
+are of each kind (:class:`Readings`: typed grounding).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import re
 from typing import Any
 
 from .namings import DATE_FORMS, DATETIME_FORMS, NUMBER_WORDS, named
+from .spoken_math import expressions
 
 
 def _normal(text: str) -> str:
@@ -42,12 +44,13 @@ def _names_by_value() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
 
 
 @functools.lru_cache(maxsize=1)
-def _values_by_name() -> dict[str, list[str]]:
-    """A normalised name -> the values it names (:func:`.namings.named`, the other way round)."""
-    index: dict[str, list[str]] = {}
-    for pairs in named().values():
+def _values_by_name() -> dict[str, dict[str, list[str]]]:
+    """Per list of :func:`.namings.named`: a normalised name -> the values it names (the other
+    way round)."""
+    index: dict[str, dict[str, list[str]]] = {}
+    for key, pairs in named().items():
         for value, name in pairs:
-            index.setdefault(_normal(name), []).append(value)
+            index.setdefault(key, {}).setdefault(_normal(name), []).append(value)
     return index
 
 
@@ -84,10 +87,11 @@ def _forms(value: Any) -> set[str]:
 def mentioned(value: Any, text: str) -> bool:
     """Does ``text`` say ``value``, in any accepted form (case, spacing, a number's, a date's or a
     moment's usual spellings, the name of a country, currency, language, airport, time zone or
-    unit for its code)? Booleans count as said when any yes/no-like word is there (a user says
-    "only commercial ones", not "true")."""
+    unit for its code, an arithmetic phrase for its expression: :mod:`.spoken_math`)? Booleans
+    count as said when any yes/no-like word is there (a user says "only commercial ones", not
+    "true")."""
     said = _normal(text)
-    return any(_says(said, form) for form in _forms(value))
+    return any(_says(said, form) for form in _forms(value)) or (isinstance(value, str) and value in expressions(text))
 
 
 # =========================================================================== readings
@@ -115,14 +119,96 @@ def _prose_moments(text: str) -> list[str]:
     return out
 
 
-def readings(text: str, max_words: int = 5) -> list[str]:
+_KIND_LISTS = {"country": "countries", "currency": "currencies", "language": "languages", "airport": "airports",
+               "timezone": "zones", "unit": "units"}  # values.string_kind -> its list in namings.named
+_BY_NAME = ("countries", "languages", "airports")  # lists whose values a call may carry as the name itself
+_WORDS_TOO = {"in", *"abcdefghijklmnopqrstuvwxyz"}  # unit symbols a request writes as words ("in", "it's")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")  # zone: ISO 8601
+
+
+class Readings(list):
+    """The values a request says (:func:`readings`), and ``by_kind``: those of each kind a call
+    carries (a list of :func:`.namings.named` -> the codes it names and codes written as such;
+    "<list>:names" -> the names themselves; "date", "datetime" -> ISO forms; "math" -> calculator
+    expressions, :func:`.spoken_math.expressions`)."""
+
+    def __init__(self, values, by_kind: dict[str, list[str]]):
+        super().__init__(values)
+        self.by_kind = by_kind
+
+    @staticmethod
+    def kind_of(name: str, schema: dict) -> str | None:
+        """The kind of a free string parameter that readings know (a date, a date-time, a
+        country, currency, language, airport, time zone, unit or expression:
+        :func:`toolalpaca_utils.values.string_kind`), else None."""
+        from .values import string_kind
+
+        kind = string_kind(name, schema)
+        key = _KIND_LISTS.get(kind, kind)
+        return key if key in (*_KIND_LISTS.values(), "date", "datetime", "math") else None
+
+    def for_parameter(self, name: str, schema: dict) -> list[str]:
+        """The request's values of the parameter's kind (:meth:`kind_of`), as the corpus carries
+        them (a code, or for a country, language or airport also its name unless the parameter
+        asks for a code); [] for a parameter of no such kind or a kind the request does not say."""
+        from .values import asks_code
+
+        key = self.kind_of(name, schema)
+        if key is None:
+            return []
+        typed = list(self.by_kind.get(key, []))
+        if key in _BY_NAME and not asks_code(name, schema):
+            typed += self.by_kind.get(key + ":names", [])
+        return typed
+
+
+def _kind_readings(text: str) -> dict[str, list[str]]:
+    """``Readings.by_kind`` of ``text``: per named list, the values its names there name and its
+    values written as they are ("USD", "degF"); each named country, language or airport's own
+    name; the ISO dates and date-times it writes (in prose or in ISO); the expressions it says."""
+    said = _normal(text)
+    tokens = {t.strip(_EDGE) for t in text.split()}
+    out: dict[str, dict[str, None]] = {}
+    for key, names in _values_by_name().items():
+        found = out.setdefault(key, {})
+        for name, values in names.items():
+            if name not in _WORDS_TOO and _says(said, name):
+                found.update(dict.fromkeys(values))
+        found.update(dict.fromkeys(v for v in tokens if not v.islower() and v in _values_of(key)))  # not "it": Italian
+    for key in _BY_NAME:  # a call may carry the name itself where the request writes it
+        names = (_canonical_names(key).get(v) for v in out[key])
+        out[key + ":names"] = dict.fromkeys(n for n in names if n and _says(said, _normal(n)))
+    moments = _prose_moments(text) + [t for t in tokens if _ISO_DATE.match(t) or _ISO_MOMENT.match(t)]
+    out["date"] = dict.fromkeys(m for m in moments if "T" not in m)
+    out["datetime"] = dict.fromkeys(m for m in moments if "T" in m)
+    out["math"] = dict.fromkeys(expressions(text))
+    return {key: list(values) for key, values in out.items() if values}
+
+
+@functools.lru_cache(maxsize=None)
+def _values_of(key: str) -> frozenset[str]:
+    return frozenset(value for value, _ in named()[key])
+
+
+@functools.lru_cache(maxsize=None)
+def _canonical_names(key: str) -> dict[str, str]:
+    """A code -> the name its data list gives it (the first: "DE" -> "Germany")."""
+    out: dict[str, str] = {}
+    for value, name in named()[key]:
+        out.setdefault(value, name)
+    return out
+
+
+def readings(text: str, max_words: int = 5) -> Readings:
     """The string values ``text`` says, as a call would carry them: every run of up to
     ``max_words`` words (end punctuation stripped), the code of each country, currency, language,
-    airport, time zone and unit it names, and the ISO form of each date and date-time it writes
-    out. These are the values :func:`mentioned` accepts for ``text``, the other way round (what
+    airport, time zone and unit it names, the ISO form of each date and date-time it writes out,
+    and each arithmetic phrase as an expression. These are the values :func:`mentioned` accepts for ``text``, the other way round (what
     the cpu corpus teaches: a call's values come from its request, a name as its code, a date in
     ISO). Grounded decoding picks a call's free string values among them
-    (:func:`toolalpaca_utils.react.step_schema`)."""
+    (:func:`toolalpaca_utils.react.step_schema`), a typed parameter's among those of its kind
+    (:meth:`Readings.for_parameter`)."""
     tokens = text.split()
     out: dict[str, None] = {}
     for i in range(len(tokens)):
@@ -130,7 +216,7 @@ def readings(text: str, max_words: int = 5) -> list[str]:
             span = " ".join(tokens[i:j]).strip(_EDGE)
             if span:
                 out[span] = None
-    said = _normal(text)
-    out.update((value, None) for name, values in _values_by_name().items() if _says(said, name) for value in values)
-    out.update((moment, None) for moment in _prose_moments(text))
-    return list(out)
+    by_kind = _kind_readings(text)
+    for values in by_kind.values():
+        out.update(dict.fromkeys(values))
+    return Readings(out, by_kind)

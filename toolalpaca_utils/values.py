@@ -194,17 +194,41 @@ def _pick_from(rng: random.Random, choices, kind: str) -> Value:
     return Value(value, value, kind)
 
 
-def _string_kind(name_words: list[str], description: str) -> _Gen | None:
-    """The generator the parameter's name chooses; when the name is generic ("code", "name",
-    "origin") or chooses nothing, the one its description's words choose ("IATA or ICAO code of
-    the departure airport", "Name of the first city"), if any."""
+def _string_kind(name_words: list[str], description: str) -> tuple[str, _Gen] | None:
+    """The (kind, generator) the parameter's name chooses; when the name is generic ("code",
+    "name", "origin") or chooses nothing, the one its description's words choose ("IATA or ICAO
+    code of the departure airport", "Name of the first city"), if any."""
     by_name = next(((kind, make) for kind, keys, make in _STRING_KINDS if keys & set(name_words)), None)
     if by_name and by_name[0] not in _GENERIC:
-        return by_name[1]
+        return by_name
     described = set(words(description.split("e.g.")[0]))  # not the examples' words
-    by_description = next((make for kind, keys, make in _STRING_KINDS if kind not in _GENERIC and keys & described),
-                          None)
-    return by_description or (by_name and by_name[1])
+    by_description = next(((kind, make) for kind, keys, make in _STRING_KINDS
+                           if kind not in _GENERIC and keys & described), None)
+    return by_description or by_name
+
+
+def string_kind(name: str, schema: dict) -> str | None:
+    """The kind of value :func:`sample_value` writes for a free string parameter ("date",
+    "datetime", "country", "currency", "unit", ...; None when no generator knows it): grounded
+    decoding offers such a parameter the request's values of that kind
+    (:meth:`toolalpaca_utils.saying.Readings.for_parameter`)."""
+    name_words, fmt = words(name), schema.get("format", "")
+    if fmt == "date" or _DATE_WORDS & set(name_words):
+        return "date"
+    if fmt == "date-time" or _DATETIME_WORDS & set(name_words):
+        return "datetime"
+    found = _string_kind(name_words, str(schema.get("description", "")))
+    return found[0] if found else None
+
+
+def asks_code(name: str, schema: dict) -> bool:
+    """Does the parameter take a code ("ISO code of the country", ``countryCode``) rather than a name?"""
+    return "code" in words(name) or bool(_DESCRIBED_CODE.search(str(schema.get("description", ""))))
+
+
+_DATE_WORDS = {"date", "day", "birthday", "since", "until"}
+_DATETIME_WORDS = {"datetime", "time", "timestamp", "at"}
+_DESCRIBED_CODE = re.compile(r"\b(code|iso|iata|icao|abbreviation|symbol)\b", re.I)
 
 
 _QUOTED = re.compile(r"(?<![A-Za-z])'([^'\n]{1,40})'")  # not from an apostrophe ("the amount's")
@@ -235,17 +259,15 @@ def sample_value(name: str, schema: dict, rng: random.Random, *, examples_share:
     if kind in ("integer", "number"):
         return _number(name_words, schema, rng)
     fmt = schema.get("format", "")
-    if fmt == "date" or {"date", "day", "birthday", "since", "until"} & set(name_words):
+    if fmt == "date" or _DATE_WORDS & set(name_words):
         return _date(rng)
-    if fmt == "date-time" or {"datetime", "time", "timestamp", "at"} & set(name_words):
+    if fmt == "date-time" or _DATETIME_WORDS & set(name_words):
         return _datetime(rng)
     if fmt == "email":
         return _fake(rng, "email")
-    described_code = bool(re.search(r"\b(code|iso|iata|icao|abbreviation|symbol)\b",
-                                    str(schema.get("description", "")), re.I))
-    make = _string_kind(name_words, str(schema.get("description", "")))
-    if make:
-        return make(rng, described_code or "code" in name_words, str(schema.get("description", "")))
+    found = _string_kind(name_words, str(schema.get("description", "")))
+    if found:
+        return found[1](rng, asks_code(name, schema), str(schema.get("description", "")))
     if name_words in (["name"], ["full", "name"], ["first", "name"], ["last", "name"]):
         return _fake(rng, "name")
     if rng.random() < 0.7:

@@ -142,7 +142,8 @@ class Episode:
     ``forced_first`` (call-first strategy) writes the first call for the assistant. ``mode`` is
     ``free`` (parse plain text), ``constrained`` (JSON schema per step) or ``grounded``
     (constrained, and the first step's free string values are among those the request says,
-    :func:`~toolalpaca_utils.saying.readings`: a weak model copies a value rather than invent one). After the first
+    :func:`~toolalpaca_utils.saying.readings`, a typed parameter's among those of its kind: a weak
+    model copies a value rather than invent one). After the first
     successful call ``answer_after_success`` asks for the final answer; a repeat of an identical
     successful call (a weak model looping) is not executed again but answered the same way.
     The nudge that asks for the answer is not stored: the trajectory keeps call → observation →

@@ -1,0 +1,50 @@
+"""Arithmetic as people say it, written as a calculator expression: "17.5% of 2340" ->
+``17.5/100*2340``, "2 to the power of 64" -> ``2^64``, "the square root of 2" -> ``sqrt(2)``,
+"twelve times seven" -> ``12*7``.
+
+A request says a date in prose and the call carries it in ISO; it says a country by its name and
+the call carries the code. An expression is the same kind of normalisation: the request says it
+in words and the call carries it in the calculator's syntax (the forms the cpu corpus writes:
+:func:`toolalpaca_utils.values.sample_value`'s "math" values). Grounded decoding offers an
+expression parameter these forms (:meth:`toolalpaca_utils.saying.Readings.for_parameter`), and an
+expression the request writes out as it is.
+"""
+from __future__ import annotations
+
+import re
+
+from .namings import NUMBER_WORDS
+
+_NUM = r"(\d+(?:\.\d+)?|" + "|".join(NUMBER_WORDS) + r")"
+# (pattern over the lower-cased request, the expression it says); the first of overlapping ones wins
+_SAID: list[tuple[re.Pattern, str]] = [(re.compile(p), form) for p, form in [
+    (rf"{_NUM} ?(?:%|percent) of {_NUM}", "{0}/100*{1}"),
+    (rf"{_NUM} (?:to the power of|raised to(?: the power of)?|to the) {_NUM}", "{0}^{1}"),
+    (rf"{_NUM} squared", "{0}^2"),
+    (rf"{_NUM} cubed", "{0}^3"),
+    (rf"(?:square root|sqrt) of {_NUM}", "sqrt({0})"),
+    (rf"{_NUM} (?:times|multiplied by) {_NUM}", "{0}*{1}"),
+    (rf"{_NUM} divided by {_NUM}", "{0}/{1}"),
+    (rf"{_NUM} plus {_NUM}", "{0} + {1}"),
+    (rf"{_NUM} minus {_NUM}", "{0} - {1}"),
+]]
+_OPERAND = r"(?:sqrt\(|\()*\d[\d.]*\)*"
+_WRITTEN = re.compile(rf"(?<![\w.-]){_OPERAND}(?:\s*[-+*/^]\s*{_OPERAND})+|sqrt\(\d[\d.]*\)")
+_NOT_ARITHMETIC = re.compile(r"\d+(?:-\d+){2,}")  # a date (2024-05-01), a phone number: hyphens, not minus
+
+
+def _number(word: str) -> str:
+    return str(NUMBER_WORDS.index(word) + 1) if word in NUMBER_WORDS else word
+
+
+def expressions(text: str) -> list[str]:
+    """The calculator expressions ``text`` says: each arithmetic phrase of :data:`_SAID` in
+    calculator syntax, and each expression written out as such ("12*7 + 3")."""
+    said = " ".join(text.lower().split())
+    out: dict[str, None] = {}
+    for pattern, form in _SAID:
+        for match in pattern.finditer(said):
+            out[form.format(*(_number(g) for g in match.groups()))] = None
+    written = (m.group(0).strip() for m in _WRITTEN.finditer(text))
+    out.update(dict.fromkeys(w for w in written if not _NOT_ARITHMETIC.fullmatch(w)))
+    return list(out)
