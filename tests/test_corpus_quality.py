@@ -306,3 +306,10 @@ def test_an_iso_moment_with_its_zone_is_a_date_time_reading():
     found = readings("What was the local time in Asia/Tokyo at 2024-03-15T12:00:00Z?")
     assert found.for_parameter("at", {"type": "string"}) == ["2024-03-15T12:00:00Z"]
     assert found.for_parameter("timezone", {"type": "string"}) == ["Asia/Tokyo"]
+
+
+@pytest.mark.parametrize("text", ["Find a hotel in Baicheng from 2020-06-17.", "field (817)837-0673x641, thanks"])
+def test_a_date_ending_a_sentence_and_a_phone_number_are_no_expressions(text):
+    from toolalpaca_utils.spoken_math import expressions
+
+    assert expressions(text) == []

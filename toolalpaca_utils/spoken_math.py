@@ -28,8 +28,8 @@ _SAID: list[tuple[re.Pattern, str]] = [(re.compile(p), form) for p, form in [
     (rf"{_NUM} plus {_NUM}", "{0} + {1}"),
     (rf"{_NUM} minus {_NUM}", "{0} - {1}"),
 ]]
-_OPERAND = r"(?:sqrt\(|\()*\d[\d.]*\)*"
-_WRITTEN = re.compile(rf"(?<![\w.-]){_OPERAND}(?:\s*[-+*/^]\s*{_OPERAND})+|sqrt\(\d[\d.]*\)")
+_OPERAND = r"(?:sqrt\(|\()*\d+(?:\.\d+)?\)*"
+_WRITTEN = re.compile(rf"(?<![\w.)-]){_OPERAND}(?:\s*[-+*/^]\s*{_OPERAND})+(?![\w-])|sqrt\(\d+(?:\.\d+)?\)")
 _NOT_ARITHMETIC = re.compile(r"\d+(?:-\d+){2,}")  # a date (2024-05-01), a phone number: hyphens, not minus
 
 
