@@ -313,3 +313,15 @@ def test_a_date_ending_a_sentence_and_a_phone_number_are_no_expressions(text):
     from toolalpaca_utils.spoken_math import expressions
 
     assert expressions(text) == []
+
+
+@pytest.mark.parametrize("text, said", [
+    ("Show the top 15 movers on XETRA.", [15]), ("at latitude 51.5, longitude -0.12 on 2024-09-22", [51.5, -0.12]),
+    ("What is 17.5% of 2340?", []), ("Compute the square root of 2 to 30 significant digits.", [30]),
+    ("field 266.555.9293 and 66", [66]), ("VIN 1HGCM82633A004352, co2 at 10:30", []), ("the ten largest cities", [10]),
+    ("Which one is it?", []), ("Was May 1, 2023 a holiday? Show 3.", [3]),
+])
+def test_the_numbers_a_request_says_are_those_outside_its_dates_times_codes_and_arithmetic(text, said):
+    from toolalpaca_utils.saying import readings
+
+    assert readings(text).numbers == said

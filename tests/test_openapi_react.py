@@ -227,6 +227,29 @@ def test_typed_grounding_offers_a_parameter_the_values_of_its_kind():
     assert poland.for_parameter("country", country) == ["PL"]  # "code" asked for: the code only
 
 
+def test_typed_grounding_offers_a_number_parameter_the_numbers_the_request_says():
+    """A number is one the request says; an optional numeric parameter is passed when a number is
+    left over for it and left out when none is; a number outside its bounds is not offered."""
+    from toolalpaca_utils.react import _bounded
+    from toolalpaca_utils.saying import readings
+
+    movers = {"type": "object", "required": ["exchange"], "properties": {
+        "exchange": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 100}}}
+    top = _bounded(movers, readings("Show the top 15 movers on XETRA."))
+    assert top["properties"]["limit"]["enum"] == [15] and top["required"] == ["exchange", "limit"]
+    assert "limit" not in _bounded(movers, readings("Show the movers on XETRA."))["properties"]
+    too_many = _bounded(movers, readings("Show the top 500 movers on XETRA."))
+    assert "enum" not in too_many["properties"]["limit"] and too_many["required"] == ["exchange"]
+    calc = {"type": "object", "required": ["expression"], "properties": {
+        "expression": {"type": "string"}, "digits": {"type": "integer", "minimum": 1, "maximum": 50}}}
+    assert _bounded(calc, readings("What is 2 to the power of 64?"))["properties"] == {
+        "expression": {"type": "string", "enum": ["2^64"]}}  # 2 and 64 are the expression's
+    sqrt = _bounded(calc, readings("Compute the square root of 2 to 30 significant digits."))
+    assert sqrt["properties"]["digits"]["enum"] == [30] and sqrt["required"] == ["expression", "digits"]
+    assert _bounded(movers, ["15"]) == {**movers, "properties": {  # a plain list: numbers are free
+        "exchange": {"type": "string", "enum": ["15"]}, "limit": movers["properties"]["limit"]}}
+
+
 def test_a_retrieved_step_calls_the_function_retrieval_chose(record):
     """Decoding "retrieved": the first step may call only ``first_function``, with grounded values;
     the later steps are grounded decoding's. The mode and the function come together, and a

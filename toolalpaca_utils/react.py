@@ -201,21 +201,30 @@ def _bounded(schema: dict, values: Sequence[str] = (), max_chars: int = 80) -> d
     """Bound free strings so a constrained step cannot run away with the token budget; with
     ``values``, a free string is one of those its own schema accepts (its pattern, its format;
     unbounded as before when none is); with :class:`~toolalpaca_utils.saying.Readings`, one of
-    those of the parameter's kind where the request says any (a date, a currency: typed grounding)."""
+    those of the parameter's kind where the request says any (a date, a currency: typed grounding),
+    and a number one of the numbers it says."""
     out = dict(schema)
     props = {}
+    typed = isinstance(values, Readings)
     for name, p in (schema.get("properties") or {}).items():
         p = dict(p)
         free = p.get("type") == "string" and "enum" not in p
-        fitting = (_fitting(p, values.for_parameter(name, p)) if free and isinstance(values, Readings) else []) or \
+        fitting = (_fitting(p, values.for_parameter(name, p)) if free and typed else []) or \
             (_fitting(p, values) if free else [])
         if free and fitting:
             p = {"type": "string", "enum": fitting, **({"description": p["description"]} if "description" in p else {})}
         elif free and "maxLength" not in p:
             p["maxLength"] = max_chars
+        elif typed and _numeric(p) and _fitting(p, values.numbers):  # a number the request says
+            p = {"type": p["type"], "enum": _fitting(p, values.numbers),
+                 **({"description": p["description"]} if "description" in p else {})}
         props[name] = p
     out["properties"] = props
-    return _typed_presence(schema, out, values) if isinstance(values, Readings) else out
+    return _typed_presence(schema, out, values) if typed else out
+
+
+def _numeric(schema: dict) -> bool:
+    return schema.get("type") in ("integer", "number") and "enum" not in schema
 
 
 def _typed_presence(schema: dict, bounded: dict, values: Readings) -> dict:
@@ -234,7 +243,22 @@ def _typed_presence(schema: dict, bounded: dict, values: Readings) -> dict:
             del props[name]
         elif said and list(kinds.values()).count(kind) == 1 and name not in required:
             required.append(name)
+    _numbers_presence(schema, props, required, values.numbers)
     return {**bounded, "properties": props, **({"required": required} if required else {})}
+
+
+def _numbers_presence(schema: dict, props: dict, required: list[str], numbers: Sequence[float]) -> None:
+    """Numbers, as :func:`_typed_presence` does kinds (in place): with no number left over for
+    them once the required numeric parameters have theirs, the optional ones are left out; with
+    one left over for each, they are passed (the student drops "top 15"'s ``"limit": 15``)."""
+    numeric = [name for name, p in (schema.get("properties") or {}).items() if _numeric(p)]
+    optional = [name for name in numeric if name not in required]
+    spare = len(numbers) - (len(numeric) - len(optional))
+    for name in optional:
+        if spare <= 0:
+            del props[name]
+        elif spare >= len(optional) and _fitting(schema["properties"][name], numbers):
+            required.append(name)
 
 
 def _fitting(schema: dict, values: Sequence[str]) -> list[str]:

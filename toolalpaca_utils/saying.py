@@ -16,6 +16,7 @@ from typing import Any
 
 from .namings import DATE_FORMS, DATETIME_FORMS, NUMBER_WORDS, named
 from .spoken_math import expressions
+from .spoken_math import numbers as said_numbers
 
 
 def _normal(text: str) -> str:
@@ -131,11 +132,13 @@ class Readings(list):
     """The values a request says (:func:`readings`), and ``by_kind``: those of each kind a call
     carries (a list of :func:`.namings.named` -> the codes it names and codes written as such;
     "<list>:names" -> the names themselves; "date", "datetime" -> ISO forms; "math" -> calculator
-    expressions, :func:`.spoken_math.expressions`)."""
+    expressions, :func:`.spoken_math.expressions`), and ``numbers``: the numbers it says outside
+    its dates, times and arithmetic (:func:`.spoken_math.numbers`)."""
 
-    def __init__(self, values, by_kind: dict[str, list[str]]):
+    def __init__(self, values, by_kind: dict[str, list[str]], numbers: list[int | float] = ()):
         super().__init__(values)
         self.by_kind = by_kind
+        self.numbers = list(numbers)
 
     @staticmethod
     def kind_of(name: str, schema: dict) -> str | None:
@@ -219,4 +222,7 @@ def readings(text: str, max_words: int = 5) -> Readings:
     by_kind = _kind_readings(text)
     for values in by_kind.values():
         out.update(dict.fromkeys(values))
-    return Readings(out, by_kind)
+    undated = text
+    for pattern, _ in _PROSE_DATES:  # "May 1, 2023" says no 1 and no 2023
+        undated = pattern.sub(" ; ", undated)
+    return Readings(out, by_kind, said_numbers(undated))

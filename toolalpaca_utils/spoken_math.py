@@ -1,4 +1,5 @@
-"""Arithmetic as people say it, written as a calculator expression: "17.5% of 2340" ->
+"""Numbers and arithmetic as people say them. The numbers a request says (:func:`numbers`), and
+its arithmetic written as a calculator expression: "17.5% of 2340" ->
 ``17.5/100*2340``, "2 to the power of 64" -> ``2^64``, "the square root of 2" -> ``sqrt(2)``,
 "twelve times seven" -> ``12*7``.
 
@@ -48,3 +49,28 @@ def expressions(text: str) -> list[str]:
     written = (m.group(0).strip() for m in _WRITTEN.finditer(text))
     out.update(dict.fromkeys(w for w in written if not _NOT_ARITHMETIC.fullmatch(w)))
     return list(out)
+
+
+# a number on its own: not part of a date (2024-05-01), a time (10:30), a code (co2, 1HGC…) or a
+# phone number (266.555.9293); a sentence's full stop may follow it
+_NUMBER = re.compile(r"(?<![\w.:/-])-?\d+(?:\.\d+)?(?!\.?\d)(?![\w:/-])")
+_COUNT_WORDS = NUMBER_WORDS[1:]  # not "one": "which one", "one of them" are no counts
+
+
+def numbers(text: str) -> list[int | float]:
+    """The numbers ``text`` says outside the arithmetic it says (:func:`expressions`): digits,
+    signed or decimal, and the number words two to twelve, in order, each once."""
+    said = " ".join(text.lower().split())
+    for pattern, _ in _SAID:
+        said = pattern.sub(" ; ", said)
+    said = _WRITTEN.sub(lambda m: m.group(0) if _NOT_ARITHMETIC.fullmatch(m.group(0).strip()) else " ; ", said)
+    out: dict[int | float, None] = {}
+    for match in re.finditer(_NUMBER.pattern + r"|\b(" + "|".join(_COUNT_WORDS) + r")\b", said):
+        word = match.group(0)
+        if word in _COUNT_WORDS:
+            out[NUMBER_WORDS.index(word) + 1] = None
+        else:
+            value = float(word)
+            out[int(value) if value.is_integer() and "." not in word else value] = None
+    return list(out)
+
