@@ -103,3 +103,18 @@ def test_the_choice_table_is_the_benchmarks_table(tmp_path):
     (results / "function_choice.json").write_text(json.dumps({"table": [{"adapter": "x"}]}))  # a row without figures
     assert "Not run: `python benchmarks/function_choice.py`" in performance.write_page(
         tmp_path / "executed", [], results_dir=results).read_text()
+
+
+def test_the_grounding_table_is_the_benchmarks_table(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    text = performance.write_page(tmp_path / "executed", [], results_dir=results).read_text()
+    assert "## Typed grounding" in text and "Not run: `python benchmarks/typed_grounding.py`" in text
+    row = {"set": "held-out", "metric": "argument_match", "n": 49, "a %": 53.1, "b %": 65.3, "a only": 0,
+           "b only": 6, "p (McNemar exact)": 0.03125, "more than noise": True}
+    (results / "typed_grounding.json").write_text(json.dumps({"table": [row]}))
+    text = performance.write_page(tmp_path / "executed", [], results_dir=results).read_text()
+    assert "| held-out | argument_match | 49 | 53.1 | 65.3 | 0 | 6 | 0.031 |" in text
+    (results / "typed_grounding.json").write_text(json.dumps({"table": [{"set": "x"}]}))  # a row without figures
+    assert "Not run: `python benchmarks/typed_grounding.py`" in performance.write_page(
+        tmp_path / "executed", [], results_dir=results).read_text()

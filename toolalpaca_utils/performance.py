@@ -199,6 +199,27 @@ def choice_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
                     "|---|---|---:|" + "---:|" * len(CHOICE_RULES), *("| " + " | ".join(c) + " |" for c in cells), ""]
 
 
+GROUNDING_COLUMNS = ("set", "metric", "n", "a %", "b %", "a only", "b only", "p (McNemar exact)")
+
+
+def grounding_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
+    """Untyped against typed grounding, item by item (``benchmarks/typed_grounding.py``), as
+    Markdown lines; a line saying it was not run when its JSON is missing or unreadable."""
+    lines = ["## Typed grounding", "",
+             "The fine-tuned student decoding \"retrieved\" with grounding untyped (a: any string parameter may take "
+             "any reading of the request) and typed (b: a parameter of a known kind takes the request's values of "
+             "that kind, a number one the request says; `benchmarks/typed_grounding.py`). Held-out: requests of "
+             "training tools that training held out; simulated: notebook 04's unseen simulated set. The real "
+             "tools, a test set, are not used.", ""]
+    try:
+        table = json.loads((Path(results_dir) / "typed_grounding.json").read_text())["table"]
+        cells = [[_cell(r[c]) for c in GROUNDING_COLUMNS] for r in table]
+    except (OSError, ValueError, KeyError, TypeError):
+        return lines + ["Not run: `python benchmarks/typed_grounding.py`.", ""]
+    return lines + ["| " + " | ".join(GROUNDING_COLUMNS) + " |", "|---|---|" + "---:|" * (len(GROUNDING_COLUMNS) - 2),
+                    *("| " + " | ".join(c) + " |" for c in cells), ""]
+
+
 def _corpus_lines(rows: list[dict]) -> list[str]:
     """What each condition does to the corpus itself (notebook 02's quality report, mean over
     seeds); nothing when the rows predate these figures."""
@@ -259,5 +280,5 @@ def write_page(executed_dir: Path | str, timings_table: Sequence[str],
     page = executed_dir / "performance.md"
     page.write_text(render_page(summaries, timings_table, image.name if image else None,
                                 levers_section(results_dir) + thought_section(results_dir)
-                                + choice_section(results_dir)))
+                                + choice_section(results_dir) + grounding_section(results_dir)))
     return page
