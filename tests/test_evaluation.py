@@ -258,13 +258,13 @@ def test_grounded_decoding_on_the_real_engine_calls_only_with_values_the_request
     """The embedded llama.cpp server under a grounded first step, as JSON (the schema, what the
     book sends) and as ReAct text (the step's grammar, benchmarks/step_format.py): whatever
     the 135M model picks, it is a call of one of the tool's functions, and each free string value
-    in it is one the request says (saying.readings); with thought "documented" its thought is the
+    in it is one the request says (saying.readings), each number one it says where one fits; with thought "documented" its thought is the
     documentation line of the function it calls; an unknown decoding is refused before any
     episode runs."""
     from toolalpaca_utils.agents import Episode
     from toolalpaca_utils.agents.episode import call_thought
     from toolalpaca_utils.openapi import function_schemas, record_spec
-    from toolalpaca_utils.react import parse_step
+    from toolalpaca_utils.react import _fitting, parse_step
     from toolalpaca_utils.saying import readings
     from toolalpaca_utils.step_grammar import step_grammar
 
@@ -283,6 +283,9 @@ def test_grounded_decoding_on_the_real_engine_calls_only_with_values_the_request
             for key, value in args.items():
                 if props[key].get("type") == "string" and "enum" not in props[key]:
                     assert value in readings(item.instruction), (key, value, item.instruction)
+                elif props[key].get("type") in ("integer", "number") and "enum" not in props[key]:
+                    said = readings(item.instruction).numbers  # a number it says, where one fits
+                    assert value in said or not _fitting(props[key], said), (key, value, item.instruction)
         documented = Episode(records[item.tool], item.instruction, None, mode="grounded", tool_choice="required",
                              thought="documented").request()  # the thought chosen is the call's own line
         step = chat_client.chat(documented.messages, schema=documented.schema, **documented.gen).parsed
