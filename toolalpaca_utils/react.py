@@ -215,9 +215,8 @@ def _bounded(schema: dict, values: Sequence[str] = (), max_chars: int = 80) -> d
             p = {"type": "string", "enum": fitting, **({"description": p["description"]} if "description" in p else {})}
         elif free and "maxLength" not in p:
             p["maxLength"] = max_chars
-        elif typed and _numeric(p) and _fitting(p, values.numbers):  # a number the request says
-            p = {"type": p["type"], "enum": _fitting(p, values.numbers),
-                 **({"description": p["description"]} if "description" in p else {})}
+        elif typed and _numeric(p) and (said := _fitting(p, values.numbers)):  # a number the request says
+            p = {"type": p["type"], "enum": said, **({"description": p["description"]} if "description" in p else {})}
         props[name] = p
     out["properties"] = props
     return _typed_presence(schema, out, values) if typed else out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from .namings import DATE_FORMS, DATETIME_FORMS, NUMBER_WORDS, named
 from .spoken_math import expressions
@@ -135,7 +135,7 @@ class Readings(list):
     expressions, :func:`.spoken_math.expressions`), and ``numbers``: the numbers it says outside
     its dates, times and arithmetic (:func:`.spoken_math.numbers`)."""
 
-    def __init__(self, values, by_kind: dict[str, list[str]], numbers: list[int | float] = ()):
+    def __init__(self, values, by_kind: dict[str, list[str]], numbers: Sequence[int | float] = ()):
         super().__init__(values)
         self.by_kind = by_kind
         self.numbers = list(numbers)
@@ -207,9 +207,9 @@ def readings(text: str, max_words: int = 5) -> Readings:
     """The string values ``text`` says, as a call would carry them: every run of up to
     ``max_words`` words (end punctuation stripped), the code of each country, currency, language,
     airport, time zone and unit it names, the ISO form of each date and date-time it writes out,
-    and each arithmetic phrase as an expression. These are the values :func:`mentioned` accepts for ``text``, the other way round (what
-    the cpu corpus teaches: a call's values come from its request, a name as its code, a date in
-    ISO). Grounded decoding picks a call's free string values among them
+    and each arithmetic phrase as an expression. These are the values :func:`mentioned` accepts
+    for ``text``, the other way round (what the cpu corpus teaches: a call's values come from its
+    request, a name as its code, a date in ISO). Grounded decoding picks a call's free string values among them
     (:func:`toolalpaca_utils.react.step_schema`), a typed parameter's among those of its kind
     (:meth:`Readings.for_parameter`)."""
     tokens = text.split()

@@ -73,4 +73,3 @@ def numbers(text: str) -> list[int | float]:
             value = float(word)
             out[int(value) if value.is_integer() and "." not in word else value] = None
     return list(out)
-
