@@ -190,13 +190,9 @@ def choice_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
              "(decoding \"retrieved\"), the same for every student. Held-out: requests of "
              "training tools that training held out; unseen simulated: notebook 04's set. The real tools, a test "
              "set, are not used.", ""]
-    try:
-        table = json.loads((Path(results_dir) / "function_choice.json").read_text())["table"]
-        cells = [[r["adapter"], r["set"], str(r["requests"]), *(str(r.get(k, "–")) for k in CHOICE_RULES)] for r in table]
-    except (OSError, ValueError, KeyError, TypeError):
-        return lines + ["Not run: `python benchmarks/function_choice.py`.", ""]
-    return lines + ["| student | set | requests | " + " | ".join(CHOICE_RULES) + " |",
-                    "|---|---|---:|" + "---:|" * len(CHOICE_RULES), *("| " + " | ".join(c) + " |" for c in cells), ""]
+    return lines + _benchmark_table(
+        results_dir, "function_choice", ("student", "set", "requests", *CHOICE_RULES),
+        lambda r: [r["adapter"], r["set"], str(r["requests"]), *(str(r.get(k, "–")) for k in CHOICE_RULES)])
 
 
 GROUNDING_COLUMNS = ("set", "metric", "n", "a %", "b %", "a only", "b only", "p (McNemar exact)")
@@ -211,13 +207,20 @@ def grounding_section(results_dir: Path | str = RESULTS_DIR) -> list[str]:
              "that kind, a number one the request says; `benchmarks/typed_grounding.py`). Held-out: requests of "
              "training tools that training held out; simulated: notebook 04's unseen simulated set. The real "
              "tools, a test set, are not used.", ""]
+    return lines + _benchmark_table(results_dir, "typed_grounding", GROUNDING_COLUMNS,
+                                    lambda r: [_cell(r[c]) for c in GROUNDING_COLUMNS])
+
+
+def _benchmark_table(results_dir: Path | str, name: str, header: Sequence[str], cells) -> list[str]:
+    """The Markdown table of ``benchmarks/<name>.py``'s results (``cells``: a row of its JSON's
+    table -> its cells; the first two columns are text, the rest figures), or a line saying it was
+    not run when the JSON is missing or unreadable."""
     try:
-        table = json.loads((Path(results_dir) / "typed_grounding.json").read_text())["table"]
-        cells = [[_cell(r[c]) for c in GROUNDING_COLUMNS] for r in table]
+        rows = [cells(r) for r in json.loads((Path(results_dir) / f"{name}.json").read_text())["table"]]
     except (OSError, ValueError, KeyError, TypeError):
-        return lines + ["Not run: `python benchmarks/typed_grounding.py`.", ""]
-    return lines + ["| " + " | ".join(GROUNDING_COLUMNS) + " |", "|---|---|" + "---:|" * (len(GROUNDING_COLUMNS) - 2),
-                    *("| " + " | ".join(c) + " |" for c in cells), ""]
+        return [f"Not run: `python benchmarks/{name}.py`.", ""]
+    return ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2),
+            *("| " + " | ".join(c) + " |" for c in rows), ""]
 
 
 def _corpus_lines(rows: list[dict]) -> list[str]:

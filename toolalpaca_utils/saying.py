@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from .namings import DATE_FORMS, DATETIME_FORMS, NUMBER_WORDS, named
 from .spoken_math import expressions
 from .spoken_math import numbers as said_numbers
+from .values import asks_code, string_kind
 
 
 def _normal(text: str) -> str:
@@ -145,8 +146,6 @@ class Readings(list):
         """The kind of a free string parameter that readings know (a date, a date-time, a
         country, currency, language, airport, time zone, unit or expression:
         :func:`toolalpaca_utils.values.string_kind`), else None."""
-        from .values import string_kind
-
         kind = string_kind(name, schema)
         key = _KIND_LISTS.get(kind, kind)
         return key if key in (*_KIND_LISTS.values(), "date", "datetime", "math") else None
@@ -155,8 +154,6 @@ class Readings(list):
         """The request's values of the parameter's kind (:meth:`kind_of`), as the corpus carries
         them (a code, or for a country, language or airport also its name unless the parameter
         asks for a code); [] for a parameter of no such kind or a kind the request does not say."""
-        from .values import asks_code
-
         key = self.kind_of(name, schema)
         if key is None:
             return []

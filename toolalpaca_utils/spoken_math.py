@@ -55,6 +55,7 @@ def expressions(text: str) -> list[str]:
 # phone number (266.555.9293); a sentence's full stop may follow it
 _NUMBER = re.compile(r"(?<![\w.:/-])-?\d+(?:\.\d+)?(?!\.?\d)(?![\w:/-])")
 _COUNT_WORDS = NUMBER_WORDS[1:]  # not "one": "which one", "one of them" are no counts
+_NUMBER_OR_WORD = re.compile(_NUMBER.pattern + r"|\b(?:" + "|".join(_COUNT_WORDS) + r")\b")
 
 
 def numbers(text: str) -> list[int | float]:
@@ -65,7 +66,7 @@ def numbers(text: str) -> list[int | float]:
         said = pattern.sub(" ; ", said)
     said = _WRITTEN.sub(lambda m: m.group(0) if _NOT_ARITHMETIC.fullmatch(m.group(0).strip()) else " ; ", said)
     out: dict[int | float, None] = {}
-    for match in re.finditer(_NUMBER.pattern + r"|\b(" + "|".join(_COUNT_WORDS) + r")\b", said):
+    for match in _NUMBER_OR_WORD.finditer(said):
         word = match.group(0)
         if word in _COUNT_WORDS:
             out[NUMBER_WORDS.index(word) + 1] = None
