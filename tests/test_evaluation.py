@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from toolalpaca_utils.agents import Step, Trajectory
 from toolalpaca_utils.evaluation import (
-    METRICS, EvalItem, agreement_table, arguments_match, evaluate, items_from_real, items_from_toolalpaca_file,
+    METRICS, EvalItem, agreement_table, arguments_match, by_tool, evaluate, items_from_real, items_from_toolalpaca_file,
     judge, score,
 )
 from toolalpaca_utils.openapi import build_spec
@@ -133,6 +133,36 @@ def test_real_tool_eval_with_golden_replay_scores_full_marks(realtools_url, tmp_
     assert missing.summary()["overall"] == 0.0 and missing.rows[0]["metrics"]["failure"] == "crashed"
 
 
+def test_one_worker_runs_a_tool_s_items_one_after_another(realtools_url, tmp_path):
+    """A tool's episodes go to one worker in a row (by_tool), so its engine replica reads the tool's
+    documentation once; the rows still come back in item order, and a rerun resumes per item."""
+    import threading
+
+    items, records = items_from_real(realtools_url)
+    items = items[:9]
+    tool_of = {it.instruction: it.tool for it in items}
+
+    class Recording(GoldenPlayer):
+        order: list = []
+
+        def chat(self, messages, **gen):
+            self.order.append((threading.get_ident(), tool_of[messages[1]["content"]], messages[1]["content"]))
+            return super().chat(messages, **gen)
+
+    run = evaluate(Recording(items), items, records, name="golden", out_path=tmp_path / "rows.jsonl",
+                   progress=False, max_steps=4, workers=2)
+    assert [r["id"] for r in run.rows] == [it.id for it in items] and run.summary()["overall"] == 100.0
+    for tool in {it.tool for it in items}:
+        calls = [(thread, text) for thread, t, text in Recording.order if t == tool]
+        assert len({thread for thread, _ in calls}) == 1, tool  # one worker
+        texts = [text for _, text in calls]
+        assert texts == sorted(texts, key=texts.index)  # each episode's calls in one run, not interleaved
+        assert all(texts[i] == texts[i + 1] or texts[i + 1] not in texts[:i] for i in range(len(texts) - 1))
+    groups = by_tool(items)
+    assert [it for g in groups for it in g] == sorted(items, key=lambda it: it.tool)
+    assert all(len({it.tool for it in g}) == 1 for g in groups)
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_tiny_end_to_end_with_the_embedded_model(llm_server, realtools_url, tmp_path):
@@ -212,7 +242,7 @@ def test_an_evaluation_with_items_lost_here_and_there_is_never_handed_back_as_wh
             return super().chat(messages, **gen)
 
     out = tmp_path / "rows.jsonl"
-    with pytest.raises(EndpointUnreachableError, match="incomplete: 2 work items") as info:
+    with pytest.raises(EndpointUnreachableError, match="incomplete: 1 work items") as info:  # one tool: its items run as one
         evaluate(Busy(items), items, records, name="g", out_path=out, progress=False, max_steps=4,
                  endpoint=EndpointPolicy(retries=1, backoff=0.0, max_consecutive=3))
     assert sorted(it.id for it in info.value.missing) == sorted(lost)

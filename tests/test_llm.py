@@ -12,10 +12,11 @@ import jsonschema
 import pytest
 
 from toolalpaca_utils.llm import (
-    CallCache, ChatClient, LLMConnectionError, LLMOutputError, LLMRequestError, LLMTimeoutError,
+    CallCache, ChatClient, ChatResult, LLMConnectionError, LLMOutputError, LLMRequestError, LLMTimeoutError,
     ModelNotFoundError, cache_key, embedded_server, parse_json_output, resolve_model,
 )
 from toolalpaca_utils.llm import registry
+from toolalpaca_utils.llm.client import _params
 
 HELLO = [{"role": "user", "content": "Say hello in one short sentence."}]
 
@@ -55,6 +56,37 @@ def _port_open(url: str) -> bool:
 def test_registry_resolves_embedded_gguf():
     spec = resolve_model("smollm2-135m-instruct")
     assert spec.kind == "gguf" and spec.path.endswith(".gguf") and os.path.getsize(spec.path) > 50_000_000
+
+
+def test_the_engine_serves_the_embedded_model_as_f16(llm_server):
+    """The server loads the F16 copy of the packaged Q4_1 file (llm/served_weights.py): llama.cpp's
+    own conversion, one file made once, its tensors all F16 or the norms' F32."""
+    import gguf
+
+    from toolalpaca_utils.llm.served_weights import served_gguf
+
+    spec = resolve_model("smollm2-135m-instruct")
+    served = served_gguf(spec)
+    assert llm_server.weights == served.name == "SmolLM2-135M-Instruct.Q4_1.F16.gguf"
+    assert served_gguf(spec) == served and served.stat().st_size > 2.5 * os.path.getsize(spec.path)
+    kinds = {t.tensor_type.name for t in gguf.GGUFReader(served).tensors}
+    assert kinds <= {"F16", "F32"} and "F16" in kinds
+    elsewhere = resolve_model(str(served))  # a GGUF given by path is served as it is
+    assert served_gguf(elsewhere) == served
+
+
+def test_the_served_weights_are_part_of_every_cache_key(monkeypatch):
+    """Answers cached from other weights (the packaged Q4_1 file, before the F16 copy) are never
+    replayed; a remote endpoint (no weights file) keeps the keys it had."""
+    keys = []
+    monkeypatch.setattr(ChatClient, "_cached", lambda self, key, call: keys.append(key) or ChatResult(text="hi"))
+    for weights in ("", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct.Q4_1.F16.gguf"):
+        client = ChatClient("http://127.0.0.1:9/v1", "smollm2-135m-instruct", weights=weights)
+        client.chat(HELLO, max_tokens=4)
+        client.complete("Say hello.", max_tokens=4)
+    assert len(set(keys)) == 6
+    assert keys[0] == cache_key({"dialect": "llama_cpp", "model": "smollm2-135m-instruct", "messages": HELLO,
+                                 "schema": None, **_params(0.0, 4, 0, None, None)})
 
 
 def test_unknown_model_name_is_a_clear_error():

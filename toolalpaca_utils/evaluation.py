@@ -12,13 +12,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from .agents import Episode, SimulatedExecutor, Trajectory, chat_renderer, drive, executor_for
 from .agents.chat_prompt import check_chat_options
 from .agents.episode import check_mode
 from .corpus import load_split, load_tools
-from .endpoint import EndpointPolicy, guard_endpoint
+from .endpoint import EndpointPolicy, EndpointUnreachableError, guard_endpoint, is_endpoint_failure
 from .llm import LLMError
 from .react import GET_DETAILS
 from .runs import append_jsonl, read_jsonl
@@ -195,6 +195,17 @@ class EvalRun:
         return out
 
 
+def by_tool(items: Iterable[EvalItem]) -> list[tuple[EvalItem, ...]]:
+    """``items`` as one work unit per tool, its items in order. A worker runs a unit's episodes one
+    after another on its own engine replica, which then reads the tool's documentation once: llama.cpp
+    keeps the longest prefix a request shares with the one before (with items merely sorted by tool,
+    two workers took turns and most first steps read it again)."""
+    groups: dict[str, list[EvalItem]] = {}
+    for item in items:
+        groups.setdefault(item.tool, []).append(item)
+    return [tuple(group) for _, group in sorted(groups.items())]
+
+
 def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name: str, teacher=None,
              mode: str = "free", max_steps: int = 4, out_path: str | Path | None = None,
              progress: bool = True, workers: int | None = None, endpoint: EndpointPolicy | None = None,
@@ -238,14 +249,24 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
         retriever = FunctionRetriever()
     guarded, guarded_teacher = guard_endpoint(model), guard_endpoint(teacher)
     simulated = SimulatedExecutor(guarded_teacher) if teacher is not None else None
-    # one tool's items one after another: each engine replica reuses the tool's documentation,
-    # already read, for the next request (llama.cpp keeps the longest matching prefix)
-    todo = sorted((it for it in items if it.id not in done), key=lambda it: it.tool)
+    todo, finished = by_tool(it for it in items if it.id not in done), set(done)
 
-    def work(item: EvalItem):
-        yield _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
-                        max_steps=max_steps, name=name, chat={"prompt_format": prompt_format, "render": render},
-                        tool_choice=tool_choice, thought=thought, retriever=retriever)
+    def work(group: tuple[EvalItem, ...]):
+        failed = None
+        for item in (it for it in group if it.id not in finished):  # tried again: only what is left
+            try:
+                row = _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
+                                max_steps=max_steps, name=name, tool_choice=tool_choice, thought=thought,
+                                chat={"prompt_format": prompt_format, "render": render}, retriever=retriever)
+            except Exception as exc:  # noqa: BLE001 — an endpoint failure costs its item, not the tool's others
+                if not is_endpoint_failure(exc):
+                    raise
+                failed = failed or exc
+                continue
+            finished.add(item.id)
+            yield row
+        if failed is not None:
+            raise failed  # the group is tried again (its unfinished items), then given up
 
     def keep(row: dict) -> None:
         done[row["id"]] = row
@@ -254,8 +275,13 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
 
     policy = (endpoint or EndpointPolicy()).for_stage(
         model, kept=str(out_path or "memory"), resume="run the evaluation again with the same settings")
-    run_parallel(todo, work, keep, workers=worker_count(model, workers), desc=name, unit="episode",
-                 progress=progress, endpoint=policy, label=lambda item: item.id)
+    try:
+        run_parallel(todo, work, keep, workers=worker_count(model, workers), desc=name, unit="episode",
+                     total=sum(map(len, todo)), progress=progress, endpoint=policy,
+                     label=lambda group: ", ".join(it.id for it in group if it.id not in finished))
+    except EndpointUnreachableError as exc:
+        exc.missing = [it for group in exc.missing for it in group if it.id not in finished]  # items, not tools
+        raise
     return EvalRun(name, [done[it.id] for it in items if it.id in done])
 
 

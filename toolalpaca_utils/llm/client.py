@@ -122,6 +122,8 @@ class ChatClient:
     max_concurrency: int = 1
     default_max_tokens: int = 256
     replica_urls: Sequence[str] = ()   # more servers of the same model (see ``parallelism``)
+    weights: str = ""                  # the embedded engine's weights file: in every cache key, so answers
+                                       # of other weights (the packaged Q4_1 file) are never replayed
     stats: UsageStats = field(default_factory=UsageStats)
 
     def __post_init__(self) -> None:
@@ -188,7 +190,8 @@ class ChatClient:
             schema = None
         if schema is not None:
             check_schema(schema)
-        request = {"dialect": self.dialect, "model": self.model, "messages": list(messages), "schema": schema, **params}
+        request = {"dialect": self.dialect, "model": self.model, "messages": list(messages), "schema": schema,
+                   **params, **self._weights()}
         key = cache_key(request if grammar is None else {**request, "grammar": grammar})
         return self._finish(self._cached(key, lambda: self._call(messages, schema, params, grammar)), schema)
 
@@ -209,8 +212,11 @@ class ChatClient:
         if not isinstance(prompt, str) or not prompt:
             raise LLMRequestError(f"the prompt must be non-empty text, got {type(prompt).__name__}")
         params = _params(temperature, max_tokens or self.default_max_tokens, seed, stop, top_p)
-        key = cache_key({"dialect": self.dialect, "model": self.model, "prompt": prompt, **params})
+        key = cache_key({"dialect": self.dialect, "model": self.model, "prompt": prompt, **params, **self._weights()})
         return self._cached(key, lambda: self._call_completion(prompt, params))
+
+    def _weights(self) -> dict:
+        return {"weights": self.weights} if self.weights else {}  # keys of remote endpoints stay as they were
 
     def _cached(self, key: str, call) -> ChatResult:
         """The cached result for ``key``, else ``call()``'s (then cached); counted either way."""

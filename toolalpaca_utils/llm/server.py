@@ -17,6 +17,7 @@ from typing import Iterator
 
 from ..procs import Service, describe_exit, free_port  # noqa: F401  (free_port: re-exported by llm)
 from .registry import DEFAULT_MODEL, resolve_model
+from .served_weights import served_gguf
 
 # the fix for an engine that crashes while generating (see toolalpaca_utils.llm.smoke)
 REBUILD_HINT = "make rebuild-engine  (rebuilds llama-cpp-python portably with GGML_NATIVE=OFF)"
@@ -33,6 +34,7 @@ class ServerInfo:
     model: str         # the alias to pass as ``model`` in requests
     pid: int
     log_path: str
+    weights: str = ""  # the GGUF file the engine loaded (llm/served_weights.py)
 
 
 @contextlib.contextmanager
@@ -82,7 +84,8 @@ def embedded_server(
     try:
         server.launch(cmd, log_path=log_path, health_url=f"{base_url}/models")
         ready = True
-        yield ServerInfo(base_url=base_url, model=alias or spec.name, pid=server.pid, log_path=str(log_path))
+        yield ServerInfo(base_url=base_url, model=alias or spec.name, pid=server.pid, log_path=str(log_path),
+                         weights=Path(cmd[cmd.index("--model") + 1]).name)
     finally:
         _BY_URL.pop(base_url, None)
         crashed = server.exited()  # gone before we stopped it: its log tells why, so it stays
@@ -100,7 +103,7 @@ def _server_command(spec, port: int, *, alias: str, n_ctx: int, n_threads: int |
     n_threads = n_threads or int(os.environ.get("TOOLALPACA_LLM_THREADS", 0)) or max(1, (os.cpu_count() or 1) - 1)
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
-        "--model", spec.path, "--model_alias", alias,
+        "--model", str(served_gguf(spec)), "--model_alias", alias,
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads),
         "--verbose", "False",

@@ -48,7 +48,7 @@ def open_chat(
                 prompt_cache_mb=prompt_cache_mb, lora_path=lora_path, alias=alias)) for _ in range(replicas)]
             yield ChatClient(servers[0].base_url, servers[0].model, dialect="llama_cpp", cache_dir=cache_dir,
                              timeout=timeout, max_concurrency=max_concurrency,
-                             replica_urls=[s.base_url for s in servers[1:]])
+                             replica_urls=[s.base_url for s in servers[1:]], weights=servers[0].weights)
     else:
         max_concurrency = max(max_concurrency, replicas)
         if not endpoint.startswith(("http://", "https://")):

@@ -53,8 +53,9 @@ def _child(model: str, n_tokens: int) -> None:
     from llama_cpp import Llama
 
     from .registry import resolve_model
+    from .served_weights import served_gguf
 
-    llm = Llama(model_path=resolve_model(model).path, n_ctx=256, n_threads=1, verbose=False)
+    llm = Llama(model_path=str(served_gguf(resolve_model(model))), n_ctx=256, n_threads=1, verbose=False)
     out = llm.create_completion("The capital of France is", max_tokens=n_tokens, temperature=0.0)
     print(out["choices"][0]["text"])
 
