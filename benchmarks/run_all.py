@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["simulation_yield.py", "training_throughput.py", "eval_throughput.py"]
+SCRIPTS = ["simulation_yield.py", "training_throughput.py", "eval_throughput.py", "engine_weights.py"]
 
 failed = []
 for script in SCRIPTS:

@@ -88,10 +88,10 @@ def test_cli_gguf_adapter_served_by_plain_llama_cpp_answers_like_peft(base, tmp_
         served_plain = _served(ChatClient(srv.base_url, srv.model), PROMPTS)
     same = sum(g.strip() == w.strip() for g, w in zip(got, want))
     same_base = sum(a.strip() == b.strip() for a, b in zip(served_plain, plain))
-    print(f"\nGGUF LoRA on Q4_1 vs peft fp32: {same}/{len(PROMPTS)} identical greedy {TOKENS}-token replies; "
+    print(f"\nGGUF LoRA on the served F16 base vs peft fp32: {same}/{len(PROMPTS)} identical greedy {TOKENS}-token replies; "
           f"the base alone, llama.cpp vs transformers: {same_base}/{len(PROMPTS)}")
-    # Q4_1 weights dequantise exactly for transformers, but llama.cpp quantises activations to 8
-    # bits, so greedy replies of a random adapter drift apart as the base's own do; the adapter's
+    # the served F16 copy holds the Q4_1 weights to fp16 rounding and transformers dequantises them to
+    # fp32: greedy replies of a random adapter drift apart as the base's own do; the adapter's
     # *effect* must be the same (next test, on logits), and the replies no further apart than the base's
     assert same >= same_base and got != served_plain, list(zip(got, want))
     _adapter_effect_matches(base, run / "adapter", out, resolve_model().path)

@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from .agents import Episode, SimulatedExecutor, Trajectory, chat_renderer, drive, executor_for
 from .agents.chat_prompt import check_chat_options
@@ -251,22 +251,10 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     simulated = SimulatedExecutor(guarded_teacher) if teacher is not None else None
     todo, finished = by_tool(it for it in items if it.id not in done), set(done)
 
-    def work(group: tuple[EvalItem, ...]):
-        failed = None
-        for item in (it for it in group if it.id not in finished):  # tried again: only what is left
-            try:
-                row = _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
-                                max_steps=max_steps, name=name, tool_choice=tool_choice, thought=thought,
-                                chat={"prompt_format": prompt_format, "render": render}, retriever=retriever)
-            except Exception as exc:  # noqa: BLE001 — an endpoint failure costs its item, not the tool's others
-                if not is_endpoint_failure(exc):
-                    raise
-                failed = failed or exc
-                continue
-            finished.add(item.id)
-            yield row
-        if failed is not None:
-            raise failed  # the group is tried again (its unfinished items), then given up
+    def run_one(item: EvalItem) -> dict:
+        return _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
+                         max_steps=max_steps, name=name, tool_choice=tool_choice, thought=thought,
+                         chat={"prompt_format": prompt_format, "render": render}, retriever=retriever)
 
     def keep(row: dict) -> None:
         done[row["id"]] = row
@@ -276,13 +264,32 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     policy = (endpoint or EndpointPolicy()).for_stage(
         model, kept=str(out_path or "memory"), resume="run the evaluation again with the same settings")
     try:
-        run_parallel(todo, work, keep, workers=worker_count(model, workers), desc=name, unit="episode",
+        run_parallel(todo, lambda group: _episodes(group, finished, run_one), keep, workers=worker_count(model, workers), desc=name, unit="episode",
                      total=sum(map(len, todo)), progress=progress, endpoint=policy,
                      label=lambda group: ", ".join(it.id for it in group if it.id not in finished))
     except EndpointUnreachableError as exc:
         exc.missing = [it for group in exc.missing for it in group if it.id not in finished]  # items, not tools
         raise
     return EvalRun(name, [done[it.id] for it in items if it.id in done])
+
+
+def _episodes(group: tuple[EvalItem, ...], finished: set, run_one) -> Iterator[dict]:
+    """The rows of ``group``'s items not yet ``finished``, one after another. An endpoint failure
+    costs its item, not the tool's others: the group goes on and raises it at the end, so the
+    stage tries the group again (only what is left), then gives it up."""
+    failed = None
+    for item in (it for it in group if it.id not in finished):
+        try:
+            row = run_one(item)
+        except Exception as exc:  # noqa: BLE001 — only endpoint failures are held back, others raised
+            if not is_endpoint_failure(exc):
+                raise
+            failed = failed or exc
+            continue
+        finished.add(item.id)
+        yield row
+    if failed is not None:
+        raise failed
 
 
 def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, tuple[list, dict]], *,

@@ -16,8 +16,8 @@ from typing import Sequence
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 # the page's benchmarks, in order (name of the JSON file without .json): `make bench` runs the
-# first three; strategy_student needs a simulation corpus and runs on its own (about 20 minutes)
-BENCHMARKS = ("simulation_yield", "training_throughput", "eval_throughput", "strategy_student")
+# first four; strategy_student needs a simulation corpus and runs on its own (about 20 minutes)
+BENCHMARKS = ("simulation_yield", "training_throughput", "eval_throughput", "engine_weights", "strategy_student")
 
 
 def benchmark_summary(*, title: str, measure: str, baseline: str, baseline_value: float,
