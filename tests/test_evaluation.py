@@ -252,6 +252,55 @@ def test_an_evaluation_with_items_lost_here_and_there_is_never_handed_back_as_wh
     assert again.summary()["n"] == len(items) and len(read_jsonl(out)) == len(items)
 
 
+def test_a_hanging_endpoint_costs_a_tool_one_timeout_a_try_not_one_an_item(realtools_url, tmp_path):
+    """Every call times out (a server that hangs): a tool's unit stops at its first timeout, so the
+    stage spends one timeout per try (two tries, and two in the stage's last round: 4), not one per
+    item (12, as it did)."""
+    from toolalpaca_utils.endpoint import EndpointPolicy, EndpointUnreachableError
+    from toolalpaca_utils.llm import LLMTimeoutError
+
+    items, records = items_from_real(realtools_url)
+    tool_items = [it for it in items if it.tool == items[0].tool][:3]
+    assert len(tool_items) == 3
+
+    class Hanging(GoldenPlayer):
+        calls = 0
+
+        def chat(self, messages, **gen):
+            Hanging.calls += 1
+            raise LLMTimeoutError("http://127.0.0.1:1/v1 did not answer within 120s")
+
+    with pytest.raises(EndpointUnreachableError) as info:
+        evaluate(Hanging(tool_items), tool_items, records, name="g", out_path=tmp_path / "rows.jsonl",
+                 progress=False, max_steps=4, endpoint=EndpointPolicy(retries=1, backoff=0.0, max_consecutive=3))
+    assert Hanging.calls == 2 * 2
+    assert sorted(it.id for it in info.value.missing) == sorted(it.id for it in tool_items)
+
+
+def test_an_item_the_endpoint_always_fails_never_keeps_its_tool_s_others_from_running(realtools_url, tmp_path):
+    """The first item of a tool gets a 5xx every time (a request of its own the server cannot take):
+    it is tried after the others, which all run and are kept; it alone is missing."""
+    from toolalpaca_utils.endpoint import EndpointPolicy, EndpointUnreachableError
+    from toolalpaca_utils.llm import LLMRequestError
+
+    items, records = items_from_real(realtools_url)
+    tool_items = [it for it in items if it.tool == items[0].tool][:3]
+    bad = tool_items[0]
+
+    class Picky(GoldenPlayer):
+        def chat(self, messages, **gen):
+            if messages[1]["content"] == bad.instruction:
+                raise LLMRequestError("server error", status_code=500)
+            return super().chat(messages, **gen)
+
+    out = tmp_path / "rows.jsonl"
+    with pytest.raises(EndpointUnreachableError) as info:
+        evaluate(Picky(tool_items), tool_items, records, name="g", out_path=out, progress=False, max_steps=4,
+                 endpoint=EndpointPolicy(retries=1, backoff=0.0, max_consecutive=3))
+    assert [it.id for it in info.value.missing] == [bad.id]
+    assert sorted(r["id"] for r in read_jsonl(out)) == sorted(it.id for it in tool_items[1:])
+
+
 def test_evaluate_grid_runs_every_model_decoding_and_set_and_resumes(realtools_url, tmp_path, monkeypatch):
     """The grid of notebook 04 (and of the corpus-levers benchmark): each model served once, one
     run per decoding and set, each written to its own file and resumed from it."""

@@ -236,20 +236,12 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     from .parallel import run_parallel, worker_count
 
     check_chat_options(prompt_format, check_mode(mode))  # a wrong setting stops here, not as a crashed row per item
-    if prompt_format == "chat":
-        if not callable(getattr(model, "complete", None)):
-            raise TypeError(f'prompt_format "chat" needs a model with complete(prompt, ...); {type(model).__name__} has none')
-        render = render or chat_renderer()
+    render = _chat_render(model, render) if prompt_format == "chat" else render
+    retriever = _retriever_for(mode, retriever)
     done = {r["id"]: r for r in read_jsonl(out_path)} if out_path else {}
-    if mode != "retrieved":
-        retriever = None  # evaluate_grid hands one retriever to every decoding
-    elif retriever is None:
-        from .function_retrieval import FunctionRetriever
-
-        retriever = FunctionRetriever()
     guarded, guarded_teacher = guard_endpoint(model), guard_endpoint(teacher)
     simulated = SimulatedExecutor(guarded_teacher) if teacher is not None else None
-    todo, finished = by_tool(it for it in items if it.id not in done), set(done)
+    todo, finished, failed = by_tool(it for it in items if it.id not in done), set(done), set()
 
     def run_one(item: EvalItem) -> dict:
         return _run_item(guarded, item, records, simulated=simulated, teacher=guarded_teacher, mode=mode,
@@ -264,7 +256,7 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     policy = (endpoint or EndpointPolicy()).for_stage(
         model, kept=str(out_path or "memory"), resume="run the evaluation again with the same settings")
     try:
-        run_parallel(todo, lambda group: _episodes(group, finished, run_one), keep, workers=worker_count(model, workers),
+        run_parallel(todo, lambda group: _episodes(group, finished, failed, run_one), keep, workers=worker_count(model, workers),
                      desc=name, unit="episode", total=sum(map(len, todo)), progress=progress, endpoint=policy,
                      label=lambda group: ", ".join(it.id for it in group if it.id not in finished))
     except EndpointUnreachableError as exc:
@@ -273,23 +265,40 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     return EvalRun(name, [done[it.id] for it in items if it.id in done])
 
 
-def _episodes(group: tuple[EvalItem, ...], finished: set, run_one) -> Iterator[dict]:
-    """The rows of ``group``'s items not yet ``finished``, one after another. An endpoint failure
-    costs its item, not the tool's others: the group goes on and raises it at the end, so the
-    stage tries the group again (only what is left), then gives it up."""
-    failed = None
-    for item in (it for it in group if it.id not in finished):
+def _chat_render(model, render):
+    """The renderer of ``prompt_format="chat"`` (default: the default student's), for a model that continues prompts."""
+    if not callable(getattr(model, "complete", None)):
+        raise TypeError(f'prompt_format "chat" needs a model with complete(prompt, ...); {type(model).__name__} has none')
+    return render or chat_renderer()
+
+
+def _retriever_for(mode: str, retriever):
+    """The function retriever decoding ``mode`` uses: None unless "retrieved" (evaluate_grid hands one
+    retriever to every decoding; alone, a new one)."""
+    if mode != "retrieved":
+        return None
+    if retriever is None:
+        from .function_retrieval import FunctionRetriever
+
+        retriever = FunctionRetriever()
+    return retriever
+
+
+def _episodes(group: tuple[EvalItem, ...], finished: set, failed: set, run_one) -> Iterator[dict]:
+    """The rows of ``group``'s items not yet ``finished``, one after another; the items whose endpoint
+    failed before (``failed``, ids) come last. An endpoint failure ends the group at once, so a
+    server that hangs costs one timeout a try, not one an item; the stage tries the group again
+    (only what is left), the failed item after the others, so a request the endpoint always fails
+    (a 5xx of its own) never keeps the tool's other items from running."""
+    for item in sorted((it for it in group if it.id not in finished), key=lambda it: it.id in failed):
         try:
             row = run_one(item)
-        except Exception as exc:  # noqa: BLE001 — only endpoint failures are held back, others raised
-            if not is_endpoint_failure(exc):
-                raise
-            failed = failed or exc
-            continue
+        except Exception as exc:
+            if is_endpoint_failure(exc):
+                failed.add(item.id)
+            raise
         finished.add(item.id)
         yield row
-    if failed is not None:
-        raise failed
 
 
 def evaluate_grid(student_model: str, adapters: dict[str, Any], sets: dict[str, tuple[list, dict]], *,

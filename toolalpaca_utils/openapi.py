@@ -54,52 +54,56 @@ def build_spec(
     paths: dict[str, dict] = {}
     for fn in functions:
         method = str(fn.get("method") or "get").lower()
-        if method not in HTTP_METHODS:
-            method = "get"
-        path = "/" + _kebab(fn["name"])
-        params_schema = {"type": "object", "properties": {}, "required": []}
-        for p in fn.get("parameters") or []:
-            params_schema["properties"][p["name"]] = _parameter_schema(p)
-            if p.get("required"):
-                params_schema["required"].append(p["name"])
-        op: dict[str, Any] = {
-            "operationId": fn["name"],
-            "summary": fn.get("description", ""),
-            "description": fn.get("description", ""),
-        }
-        if method in ("get", "delete"):
-            op["parameters"] = [
-                {
-                    "name": pname,
-                    "in": "query",
-                    "required": pname in params_schema["required"],
-                    "description": pschema.get("description", ""),
-                    "schema": {k: v for k, v in pschema.items() if k != "description"},
-                }
-                for pname, pschema in params_schema["properties"].items()
-            ]
-        elif params_schema["properties"]:
-            body = {k: v for k, v in params_schema.items() if k != "required" or v}
-            op["requestBody"] = {"required": bool(params_schema["required"]),
-                                 "content": {"application/json": {"schema": body}}}
-        output = fn.get("output") or {}
-        response_schema: dict[str, Any] = {"type": "object", "properties": {}}
-        for prop in output.get("properties") or []:
-            response_schema["properties"][prop["name"]] = _output_schema(prop)
-        op["responses"] = {
-            "200": {
-                "description": output.get("description") or "Successful response",
-                "content": {"application/json": {"schema": response_schema}},
-            },
-            "400": {"description": "Invalid request"},
-        }
-        paths.setdefault(path, {})[method] = op
+        method = method if method in HTTP_METHODS else "get"
+        paths.setdefault("/" + _kebab(fn["name"]), {})[method] = _build_operation(fn, method)
     return {
         "openapi": "3.0.3",
         "info": {"title": name, "version": "1.0.0", "description": description},
         "servers": [{"url": server_url}],
         "paths": paths,
     }
+
+
+def _build_operation(fn: dict, method: str) -> dict:
+    """One function of :func:`build_spec` as an OpenAPI operation: query parameters (GET, DELETE) or
+    a JSON body, and its 200 response schema."""
+    params_schema = {"type": "object", "properties": {}, "required": []}
+    for p in fn.get("parameters") or []:
+        params_schema["properties"][p["name"]] = _parameter_schema(p)
+        if p.get("required"):
+            params_schema["required"].append(p["name"])
+    op: dict[str, Any] = {
+        "operationId": fn["name"],
+        "summary": fn.get("description", ""),
+        "description": fn.get("description", ""),
+    }
+    if method in ("get", "delete"):
+        op["parameters"] = [
+            {
+                "name": pname,
+                "in": "query",
+                "required": pname in params_schema["required"],
+                "description": pschema.get("description", ""),
+                "schema": {k: v for k, v in pschema.items() if k != "description"},
+            }
+            for pname, pschema in params_schema["properties"].items()
+        ]
+    elif params_schema["properties"]:
+        body = {k: v for k, v in params_schema.items() if k != "required" or v}
+        op["requestBody"] = {"required": bool(params_schema["required"]),
+                             "content": {"application/json": {"schema": body}}}
+    output = fn.get("output") or {}
+    response_schema: dict[str, Any] = {"type": "object", "properties": {}}
+    for prop in output.get("properties") or []:
+        response_schema["properties"][prop["name"]] = _output_schema(prop)
+    op["responses"] = {
+        "200": {
+            "description": output.get("description") or "Successful response",
+            "content": {"application/json": {"schema": response_schema}},
+        },
+        "400": {"description": "Invalid request"},
+    }
+    return op
 
 
 def _parameter_schema(p: dict) -> dict:

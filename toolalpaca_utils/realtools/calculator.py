@@ -112,30 +112,14 @@ def parse_tree(text: str, what: str = "expression") -> ast.expr:
                 raise CalculatorError(f"Operator {_op_text(node.op)} is not supported; use + - * / ^ %.")
             visit(node.operand, depth + 1)
         elif isinstance(node, ast.Constant):
-            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-                raise CalculatorError(f"Only real numbers are allowed as literals, not {type(node.value).__name__}.")
-            if isinstance(node.value, int) and len(str(abs(node.value))) > MAX_LITERAL_DIGITS:
-                raise CalculatorError(f"Numbers may have at most {MAX_LITERAL_DIGITS} digits.")
-            if isinstance(node.value, float) and (not math.isfinite(node.value) or (node.value and not 1e-100 <= abs(node.value) <= 1e100)):
-                raise CalculatorError("Decimal numbers must lie between 1e-100 and 1e100 in size.")
+            _check_literal(node.value)
         elif isinstance(node, ast.Name):
             if not _NAME.match(node.id):
                 raise CalculatorError(f"Variable name {node.id!r} is not allowed; use names like x, y, rate.")
             if node.id in FUNCTIONS:
                 raise CalculatorError(f"{node.id!r} is a function; call it with parentheses, e.g. {node.id}(2).")
         elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name):
-                raise CalculatorError("Only direct calls of math functions such as sqrt(2) are allowed.")
-            name = node.func.id
-            if name not in FUNCTIONS:
-                raise CalculatorError(
-                    f"Unknown function {name!r}; available functions: {', '.join(sorted(FUNCTIONS))}.")
-            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-                raise CalculatorError(f"Call {name}() with plain positional arguments only.")
-            _, lo, hi = FUNCTIONS[name]
-            if not lo <= len(node.args) <= hi:
-                expected = str(lo) if lo == hi else f"{lo} to {hi}"
-                raise CalculatorError(f"{name}() takes {expected} argument(s), got {len(node.args)}.")
+            _check_call(node)
             for arg in node.args:
                 visit(arg, depth + 1)
         else:
@@ -144,6 +128,31 @@ def parse_tree(text: str, what: str = "expression") -> ast.expr:
 
     visit(tree.body, 0)
     return tree.body
+
+
+def _check_literal(value) -> None:
+    """A literal of a calculation: a real number of bounded size."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CalculatorError(f"Only real numbers are allowed as literals, not {type(value).__name__}.")
+    if isinstance(value, int) and len(str(abs(value))) > MAX_LITERAL_DIGITS:
+        raise CalculatorError(f"Numbers may have at most {MAX_LITERAL_DIGITS} digits.")
+    if isinstance(value, float) and (not math.isfinite(value) or (value and not 1e-100 <= abs(value) <= 1e100)):
+        raise CalculatorError("Decimal numbers must lie between 1e-100 and 1e100 in size.")
+
+
+def _check_call(node: ast.Call) -> None:
+    """A call of a calculation: a known math function with plain positional arguments, as many as it takes."""
+    if not isinstance(node.func, ast.Name):
+        raise CalculatorError("Only direct calls of math functions such as sqrt(2) are allowed.")
+    name = node.func.id
+    if name not in FUNCTIONS:
+        raise CalculatorError(f"Unknown function {name!r}; available functions: {', '.join(sorted(FUNCTIONS))}.")
+    if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        raise CalculatorError(f"Call {name}() with plain positional arguments only.")
+    _, lo, hi = FUNCTIONS[name]
+    if not lo <= len(node.args) <= hi:
+        expected = str(lo) if lo == hi else f"{lo} to {hi}"
+        raise CalculatorError(f"{name}() takes {expected} argument(s), got {len(node.args)}.")
 
 
 def _op_text(op: ast.AST) -> str:

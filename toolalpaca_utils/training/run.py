@@ -82,7 +82,7 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
     other settings is trained over from the start, except that a run made from the command line
     (``launcher``, :data:`COMMAND_LINE`, e.g. ``accelerate launch`` on several GPUs) is never
     overwritten by an in-process call: :class:`FinishedRunDiffersError` names the keys."""
-    from ..runs import stage_dir, write_manifest
+    from ..runs import stage_dir
 
     timings: dict[str, float] = {}
     params = dict(overrides)
@@ -111,24 +111,32 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
     timings["train_seconds"] = result.train_seconds
     timings["wall_seconds"] = result.wall_seconds
     if out_dir.resolve() == default_out.resolve() and _is_main_process():
-        write_manifest(
-            profile, STAGE,
-            parameters={**cfg.to_dict(), "unseen_eval": unseen_eval},
-            models={"base": cfg.base_model, "adapter": result.adapter_dir},
-            seeds={"seed": cfg.seed},
-            inputs=_inputs(data),
-            counts={"n_examples": result.n_examples, "n_eval_examples": result.n_eval_examples,
-                    "n_truncated_examples": result.data["train"]["n_truncated_examples"],
-                    "n_truncated_tokens": result.data["train"]["n_truncated_tokens"],
-                    "n_dropped": len(result.data["train"]["dropped"]),
-                    "tokens": result.tokens, "global_step": result.global_step},
-            timings=timings,
-            extra={"results": {"final_loss": result.final_loss, "eval_loss": result.eval_loss,
-                               "tokens_per_s": result.tokens_per_s, "peak_rss_gb": result.peak_rss_gb,
-                               "device": result.device, "resumed_from": result.resumed_from},
-                   "data": result.data, "log": LOG_FILENAME, "adapter": ADAPTER_DIRNAME, "launch": launch},
-        )
+        _write_manifest(profile, cfg, unseen_eval, data, result, timings, launch)
     return result
+
+
+def _write_manifest(profile: str, cfg: TrainConfig, unseen_eval: bool, data, result: TrainResult,
+                    timings: dict, launch: dict) -> None:
+    """The stage manifest of a run in the profile's own training folder."""
+    from ..runs import write_manifest
+
+    write_manifest(
+        profile, STAGE,
+        parameters={**cfg.to_dict(), "unseen_eval": unseen_eval},
+        models={"base": cfg.base_model, "adapter": result.adapter_dir},
+        seeds={"seed": cfg.seed},
+        inputs=_inputs(data),
+        counts={"n_examples": result.n_examples, "n_eval_examples": result.n_eval_examples,
+                "n_truncated_examples": result.data["train"]["n_truncated_examples"],
+                "n_truncated_tokens": result.data["train"]["n_truncated_tokens"],
+                "n_dropped": len(result.data["train"]["dropped"]),
+                "tokens": result.tokens, "global_step": result.global_step},
+        timings=timings,
+        extra={"results": {"final_loss": result.final_loss, "eval_loss": result.eval_loss,
+                           "tokens_per_s": result.tokens_per_s, "peak_rss_gb": result.peak_rss_gb,
+                           "device": result.device, "resumed_from": result.resumed_from},
+               "data": result.data, "log": LOG_FILENAME, "adapter": ADAPTER_DIRNAME, "launch": launch},
+    )
 
 
 def _reuse_finished_run(out_dir: Path, cfg: TrainConfig, launcher: str,
