@@ -288,8 +288,8 @@ def _episodes(group: tuple[EvalItem, ...], finished: set, failed: set, run_one) 
     """The rows of ``group``'s items not yet ``finished``, one after another; the items whose endpoint
     failed before (``failed``, ids) come last. An endpoint failure ends the group at once, so a
     server that hangs costs one timeout a try, not one an item; the stage tries the group again
-    (only what is left), the failed item after the others, so a request the endpoint always fails
-    (a 5xx of its own) never keeps the tool's other items from running."""
+    (only what is left) with the failed items after the others, so a request the endpoint always
+    fails (a 5xx of its own) costs a try, and the tool's other items run in the next."""
     for item in sorted((it for it in group if it.id not in finished), key=lambda it: it.id in failed):
         try:
             row = run_one(item)
