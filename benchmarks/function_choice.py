@@ -56,13 +56,13 @@ import numpy as np
 from scipy.special import log_softmax
 
 from toolalpaca_utils.agents.episode import documented_thoughts
+from toolalpaca_utils.corpus import load_tools
 from toolalpaca_utils.evaluation import items_from_corpus, spread_over_tools
 from toolalpaca_utils.function_retrieval import FunctionRetriever
 from toolalpaca_utils.llm import resolve_model
 from toolalpaca_utils.openapi import function_schemas, record_spec
 from toolalpaca_utils.react import build_messages
-from toolalpaca_utils.training.run import profile_parameters
-from toolalpaca_utils.training.train import split_heldout
+from toolalpaca_utils.training.run import heldout_instances
 
 RULES = ("greedy", "sum", "per token", "per character", "retrieval")
 
@@ -139,10 +139,7 @@ def choice_rows(scorer: Scorer, items: list[tuple[str, str, str]], records: dict
 
 
 def sets(corpus: Path) -> tuple[dict[str, list[tuple[str, str, str]]], dict]:
-    records = {r["Name"]: r for r in json.loads((corpus / "tools.json").read_text())}
-    params = profile_parameters("cpu")
-    train = [json.loads(line) for line in (corpus / "train.jsonl").read_text().splitlines() if line.strip()]
-    _, held = split_heldout(train, params["eval_fraction"], params["seed"])
+    records, held = load_tools(corpus), heldout_instances(corpus)
     unseen, _ = items_from_corpus(corpus)
     return {"held-out": [(r["tool"], r["instruction"], r["steps"][0]["action"]) for r in held if r["steps"]],
             "unseen simulated": [(it.tool, it.instruction, it.golden[0]["Action"])

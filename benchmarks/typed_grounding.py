@@ -36,20 +36,17 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from toolalpaca_utils.agents import episode as episode_module
+from toolalpaca_utils.corpus import load_tools
 from toolalpaca_utils.evaluation import EvalItem, evaluate_grid, items_from_corpus, spread_over_tools
 from toolalpaca_utils.llm import open_chat
 from toolalpaca_utils.stats import compare_runs
-from toolalpaca_utils.training.run import profile_parameters
-from toolalpaca_utils.training.train import split_heldout
+from toolalpaca_utils.training.run import heldout_instances
 
 METRICS = ("well_formed", "api_match", "argument_match", "overall")
 
 
 def sets(corpus: Path) -> dict[str, tuple[list[EvalItem], dict]]:
-    records = {r["Name"]: r for r in json.loads((corpus / "tools.json").read_text())}
-    params = profile_parameters("cpu")
-    train = [json.loads(line) for line in (corpus / "train.jsonl").read_text().splitlines() if line.strip()]
-    _, held = split_heldout(train, params["eval_fraction"], params["seed"])
+    records, held = load_tools(corpus), heldout_instances(corpus)
     unseen, unseen_records = items_from_corpus(corpus)
     return {"held-out": ([EvalItem(r["id"], r["tool"], r["instruction"], r["golden"], "held-out")
                           for r in held if r["golden"]], records),

@@ -495,3 +495,18 @@ def test_training_resumes_from_its_last_checkpoint(overfit, base, corpus):
     assert [s["step"] for s in more.steps] == [1, 2, 3, 4, 5]               # the log spans the whole run
     assert more.steps[-1]["loss"] < result.steps[0]["loss"]               # it went on from there
     assert (out / "checkpoints" / "checkpoint-5").is_dir()
+
+
+def test_the_benchmarks_development_set_is_what_notebook_03_holds_out():
+    """Benchmarks choose levers on ``heldout_instances``: the very instances the trainer keeps out of
+    training under the cpu profile, so a lever is never chosen on data the adapter saw."""
+    from toolalpaca_utils.training import TrainConfig
+    from toolalpaca_utils.training.run import heldout_instances, profile_parameters
+    from toolalpaca_utils.training.train import _eval_sets
+
+    train = load_split(FIXTURE, "train")
+    params = {k: v for k, v in profile_parameters("cpu").items() if k != "unseen_eval"}  # run_training's own key
+    fit, eval_sets = _eval_sets(train, None, TrainConfig(**params))
+    held = heldout_instances(FIXTURE)
+    assert held and held == eval_sets["heldout"]
+    assert not {x["id"] for x in held} & {x["id"] for x in fit}

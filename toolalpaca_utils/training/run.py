@@ -47,6 +47,15 @@ def profile_parameters(profile: str) -> dict:
     return train_config_kwargs(load_profile(profile, NOTEBOOK))
 
 
+def heldout_instances(corpus_dir: str | Path, profile: str = "cpu") -> list[dict]:
+    """The training instances notebook 03 holds out under ``profile`` (its ``eval_fraction`` and
+    ``seed``): the development set that benchmarks choose levers on, never the evaluation sets."""
+    from ..corpus import load_split
+
+    params = profile_parameters(profile)
+    return split_heldout(load_split(corpus_dir, "train"), params["eval_fraction"], params["seed"])[1]
+
+
 def training_data(profile: str, *, corpus: str | Path | None = None, train_data: str | Path | None = None):
     """The data a run trains on (:class:`toolalpaca_utils.formats.TrainingData`): ``train_data``
     when given (a ToolAlpaca-format instance file, a messages + tools dataset, a chat JSONL, or a
