@@ -256,8 +256,8 @@ def evaluate(model, items: Sequence[EvalItem], records: dict[str, dict], *, name
     policy = (endpoint or EndpointPolicy()).for_stage(
         model, kept=str(out_path or "memory"), resume="run the evaluation again with the same settings")
     try:
-        run_parallel(todo, lambda group: _episodes(group, finished, failed, run_one), keep, workers=worker_count(model, workers),
-                     desc=name, unit="episode", total=sum(map(len, todo)), progress=progress, endpoint=policy,
+        run_parallel(todo, lambda group: _episodes(group, finished, failed, run_one), keep,
+                     workers=worker_count(model, workers), desc=name, unit="episode", total=sum(map(len, todo)), progress=progress, endpoint=policy,
                      label=lambda group: ", ".join(it.id for it in group if it.id not in finished))
     except EndpointUnreachableError as exc:
         exc.missing = [it for group in exc.missing for it in group if it.id not in finished]  # items, not tools

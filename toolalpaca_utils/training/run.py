@@ -93,7 +93,6 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
     overwritten by an in-process call: :class:`FinishedRunDiffersError` names the keys."""
     from ..runs import stage_dir
 
-    timings: dict[str, float] = {}
     params = dict(overrides)
     if unseen_eval is None:
         unseen_eval = bool(params.pop("unseen_eval", False))
@@ -117,15 +116,13 @@ def run_training(profile: str, *, corpus: str | Path | None = None, out: str | P
     _begin_run(out_dir, data_hash, cfg, resume=resume)
     result = train_lora(records, train, eval_sets, out_dir=out_dir, config=cfg, resume=resume, progress=progress)
     launch = _record_launch(out_dir, launcher)
-    timings["train_seconds"] = result.train_seconds
-    timings["wall_seconds"] = result.wall_seconds
     if out_dir.resolve() == default_out.resolve() and _is_main_process():
-        _write_manifest(profile, cfg, unseen_eval, data, result, timings, launch)
+        _write_manifest(profile, cfg, unseen_eval, data, result, launch)
     return result
 
 
 def _write_manifest(profile: str, cfg: TrainConfig, unseen_eval: bool, data, result: TrainResult,
-                    timings: dict, launch: dict) -> None:
+                    launch: dict) -> None:
     """The stage manifest of a run in the profile's own training folder."""
     from ..runs import write_manifest
 
@@ -140,7 +137,7 @@ def _write_manifest(profile: str, cfg: TrainConfig, unseen_eval: bool, data, res
                 "n_truncated_tokens": result.data["train"]["n_truncated_tokens"],
                 "n_dropped": len(result.data["train"]["dropped"]),
                 "tokens": result.tokens, "global_step": result.global_step},
-        timings=timings,
+        timings={"train_seconds": result.train_seconds, "wall_seconds": result.wall_seconds},
         extra={"results": {"final_loss": result.final_loss, "eval_loss": result.eval_loss,
                            "tokens_per_s": result.tokens_per_s, "peak_rss_gb": result.peak_rss_gb,
                            "device": result.device, "resumed_from": result.resumed_from},
